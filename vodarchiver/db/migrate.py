@@ -1,0 +1,128 @@
+"""Schema migrations: plain SQL files in `migrations/`, applied in order, each exactly once.
+
+Files are named `NNNN_description.sql`, append-only, and start with an intent comment. Each is
+applied in its own transaction and recorded in `schema_migrations` with a checksum. The whole run
+holds a session-level advisory lock, so replicas starting together apply the schema once: the
+first applies, the others wait and then find nothing to do. An applied migration whose file
+changed, or a database that knows migrations this code does not, stops start-up with a clear
+message instead of guessing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import LiteralString, cast
+
+import psycopg
+from psycopg.rows import tuple_row
+
+from vodarchiver.db.queries import q
+from vodarchiver.errors import DatabaseUnavailable, MigrationError
+from vodarchiver.logs import get_logger
+
+# An arbitrary constant: pg_advisory_lock keys are global to the database, so make ours distinct.
+ADVISORY_LOCK_KEY = 0x76_6F_64_61_72_63  # "vodarc"
+
+_FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration file."""
+
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        """sha256 of the file's text: an applied migration must never change."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+def migrations_dir() -> Path:
+    """`migrations/` of a source checkout, or the copy packaged inside an installed wheel."""
+    packaged = Path(__file__).resolve().parent.parent / "_migrations"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "migrations"
+
+
+def load_migrations(directory: Path | None = None) -> list[Migration]:
+    """Every migration in `directory`, ordered, with versions 1..N and no gaps or duplicates."""
+    directory = directory or migrations_dir()
+    found: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILENAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_description.sql")
+        found.append(Migration(int(match.group(1)), match.group(2), path.read_text("utf-8")))
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(
+                f"migration versions must run 1..N without gaps; expected {expected:04d}, "
+                f"found {migration.version:04d}_{migration.name}"
+            )
+    if not found:
+        raise MigrationError(f"no migrations found in {directory}")
+    return found
+
+
+def plan(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[Migration]:
+    """The migrations still to apply, after checking the applied ones against the files."""
+    known = {m.version: m for m in migrations}
+    unknown = sorted(v for v in applied if v not in known)
+    if unknown:
+        raise MigrationError(
+            f"the database has migration {unknown[-1]:04d}, which this vodarchiver does not know: "
+            "it was migrated by a newer version; run that version or restore a backup"
+        )
+    for version, (name, checksum) in applied.items():
+        if known[version].checksum != checksum:
+            raise MigrationError(
+                f"migration {version:04d}_{name} was applied, but its file has changed since; "
+                "migrations are append-only: restore the file and add a new migration instead"
+            )
+    return [m for m in migrations if m.version not in applied]
+
+
+async def migrate(conninfo: str, migrations: list[Migration] | None = None) -> list[Migration]:
+    """Apply pending migrations under the advisory lock; returns what was applied now."""
+    migrations = migrations if migrations is not None else load_migrations()
+    log = get_logger("migrate")
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
+        await conn.execute(q("migrations_lock"), {"key": ADVISORY_LOCK_KEY})
+        try:
+            await conn.execute(q("migrations_create_table"))
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("migrations_applied"))
+            applied = {int(v): (str(n), str(c)) for v, n, c in await cur.fetchall()}
+            pending = plan(migrations, applied)
+            for migration in pending:
+                async with conn.transaction():
+                    # A migration file holds several statements, so it runs without parameters
+                    # (psycopg then uses the simple query protocol).
+                    await conn.execute(cast("LiteralString", migration.sql))
+                    await conn.execute(
+                        q("migrations_record"),
+                        {
+                            "version": migration.version,
+                            "name": migration.name,
+                            "checksum": migration.checksum,
+                        },
+                    )
+                log.info("migration_applied", version=migration.version, name=migration.name)
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"database unavailable while migrating: {exc}") from exc
+        except psycopg.Error as exc:
+            raise MigrationError(f"applying migrations failed: {exc}") from exc
+        finally:
+            if not conn.closed:
+                with contextlib.suppress(psycopg.Error):
+                    await conn.execute(q("migrations_unlock"), {"key": ADVISORY_LOCK_KEY})
+    log.info("schema_ready", applied_now=len(pending), version=migrations[-1].version)
+    return pending

@@ -1,0 +1,60 @@
+"""The exception tree of vodarchiver. Every error we raise derives from VodarchiverError.
+
+    VodarchiverError
+    ├── ConfigError            settings are invalid; lists every problem; exit code 2
+    ├── StartupError           the environment refuses us at start-up (port taken, database
+    │                          unreachable); names the variable to fix; exit code 2
+    ├── TransientError         retry later; nothing is wrong with the item itself
+    │   └── DatabaseUnavailable
+    └── PermanentError         stop and say why; retrying will not help
+        ├── MigrationError     the schema cannot be brought up to date
+        └── EmbeddedPostgresError
+                               the private PostgreSQL server could not be prepared or started
+
+Third-party exceptions are translated at the adapter boundary (`raise ... from exc`), so code
+above the adapters only ever handles these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class VodarchiverError(Exception):
+    """Root of every error vodarchiver raises on purpose."""
+
+
+class ConfigError(VodarchiverError):
+    """One or more settings are invalid. `problems` holds one line per bad variable."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class StartupError(VodarchiverError):
+    """The daemon cannot start in this environment; the message names the variable to fix."""
+
+    def __init__(self, variable: str, message: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable}: {message}")
+
+
+class TransientError(VodarchiverError):
+    """A failure that may go away by itself; the caller retries later."""
+
+
+class DatabaseUnavailable(TransientError):
+    """PostgreSQL did not answer in time or the connection broke."""
+
+
+class PermanentError(VodarchiverError):
+    """A failure that retrying will not cure; the caller stops and reports it."""
+
+
+class MigrationError(PermanentError):
+    """The schema cannot be brought up to date (edited or unknown migrations)."""
+
+
+class EmbeddedPostgresError(PermanentError):
+    """The embedded PostgreSQL server could not be prepared or started."""

@@ -1,0 +1,133 @@
+"""Structured logging: one pipeline for our events and for third-party stdlib loggers.
+
+Every line is an event (a stable snake_case name) with key/value context, written to stderr as
+`text` (key=value) or `json`. Every line carries `component`: ours bind it explicitly, foreign
+records get it from their logger name. Context bound with `bound_contextvars` (such as the
+request's `corr`) appears on every line written while it is bound. Registered secret values are
+replaced by a redaction mark in every string of every line, tracebacks included, before rendering.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, Mapping
+from typing import IO, Any
+
+import structlog
+from structlog.contextvars import bound_contextvars, merge_contextvars
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from vodarchiver.config import REDACTED
+
+__all__ = ["bound_contextvars", "configure", "get_logger", "register_secrets"]
+
+_secrets: set[str] = set()
+
+# Loggers of dependencies, mapped to the component they speak for.
+_FOREIGN_COMPONENTS: Mapping[str, str] = {
+    "uvicorn": "http",
+    "psycopg": "database",
+    "asyncio": "runtime",
+}
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Add values that must never appear in a log line."""
+    _secrets.update(v for v in values if v)
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+    if isinstance(value, dict):
+        return {k: _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(v) for v in value)
+    if isinstance(value, BaseException):
+        return _scrub(repr(value))
+    return value
+
+
+def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    if not _secrets:
+        return event_dict
+    return {k: _scrub(v) for k, v in event_dict.items()}
+
+
+def _foreign_component(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    record = event_dict.get("_record")
+    if "component" not in event_dict and record is not None:
+        root = record.name.split(".", 1)[0]
+        event_dict["component"] = _FOREIGN_COMPONENTS.get(root, root)
+        event_dict.setdefault("logger", record.name)
+    event_dict.pop("color_message", None)  # uvicorn's ANSI-coloured duplicate of the message
+    return event_dict
+
+
+def _default_component(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event_dict.setdefault("component", "vodarchiver")
+    return event_dict
+
+
+def configure(level: str = "info", fmt: str = "text", *, stream: IO[str] | None = None) -> None:
+    """Route our events and stdlib records through one formatter on `stream` (stderr)."""
+    shared: list[Processor] = [
+        merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    tail: list[Processor] = [
+        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+        _default_component,
+    ]
+    renderer: Processor
+    if fmt == "json":
+        tail += [structlog.processors.dict_tracebacks, _redact]
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        tail += [structlog.processors.format_exc_info, _redact]
+        renderer = structlog.processors.LogfmtRenderer(
+            key_order=["timestamp", "level", "event", "component"], drop_missing=True
+        )
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _foreign_component],
+        processors=[*tail, renderer],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    root.setLevel(numeric)
+    # uvicorn's access log is replaced by our own request event, which carries `corr`.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers.clear()
+        logging.getLogger(name).propagate = True
+
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.filter_by_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(component: str) -> structlog.stdlib.BoundLogger:
+    """A logger whose every line carries `component`."""
+    logger: structlog.stdlib.BoundLogger = structlog.stdlib.get_logger("vodarchiver").bind(
+        component=component
+    )
+    return logger

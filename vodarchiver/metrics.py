@@ -1,0 +1,88 @@
+"""Prometheus metrics on an instance-owned registry (never the module-global default one).
+
+Process, platform and GC collectors are registered on the same registry so `/metrics` shows the
+daemon's memory, CPU and file descriptors. Later stages add their metrics here.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from vodarchiver.models import VodState
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """Every metric the daemon exports, on one registry."""
+
+    def __init__(self, version: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+        self.build_info = Gauge(
+            "vodarchiver_build_info",
+            "Always 1; the version label says which vodarchiver runs.",
+            ["version"],
+            registry=self.registry,
+        )
+        self.build_info.labels(version=version).set(1)
+        self.start_time = Gauge(
+            "vodarchiver_start_time_seconds",
+            "Unix time at which the daemon started.",
+            registry=self.registry,
+        )
+        self.start_time.set_to_current_time()
+
+        self.http_requests = Counter(
+            "vodarchiver_http_requests_total",
+            "HTTP requests served, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_duration = Histogram(
+            "vodarchiver_http_request_duration_seconds",
+            "Time to serve an HTTP request, by route template.",
+            ["route"],
+            buckets=_HTTP_BUCKETS,
+            registry=self.registry,
+        )
+        self.database_up = Gauge(
+            "vodarchiver_database_up",
+            "1 when the last database round trip succeeded, else 0.",
+            registry=self.registry,
+        )
+        self.vod_queue_depth = Gauge(
+            "vod_queue_depth",
+            "VODs the pipeline still has to download or upload, retries included.",
+            registry=self.registry,
+        )
+        self.vods = Gauge(
+            "vodarchiver_vods",
+            "VODs by state.",
+            ["state"],
+            registry=self.registry,
+        )
+
+    def record_vod_counts(self, counts: dict[VodState, int]) -> None:
+        """Refresh the per-state gauges from a count of every state."""
+        for state, n in counts.items():
+            self.vods.labels(state=state.value).set(n)
+        self.vod_queue_depth.set(sum(n for state, n in counts.items() if state.in_queue))
+
+    def render(self) -> bytes:
+        """The exposition text of every metric."""
+        return generate_latest(self.registry)

@@ -1,0 +1,240 @@
+"""The service surface: `/healthz`, `/readyz`, `/status`, `/metrics`, served by uvicorn in our loop.
+
+Every request gets a correlation id: the caller's `X-Correlation-ID` when it is printable ASCII of
+at most 128 characters, else a fresh one. It is echoed in the response and bound as `corr` into
+every log line written while the request is served. The listening socket is bound before anything
+else starts, so a taken or invalid HTTP_ADDR stops start-up at once with a message naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vodarchiver.config import HostPort
+from vodarchiver.db.store import Store
+from vodarchiver.errors import DatabaseUnavailable, StartupError
+from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summarize
+from vodarchiver.logs import bound_contextvars, get_logger
+from vodarchiver.metrics import CONTENT_TYPE, Metrics
+
+CORRELATION_HEADER = "X-Correlation-ID"
+MAX_CORRELATION_ID = 128
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: logged at debug
+
+
+def correlation_id(supplied: str | None) -> str:
+    """The caller's id when it is printable ASCII of 1..128 characters, else a new one."""
+    if supplied and len(supplied) <= MAX_CORRELATION_ID and supplied.isascii() and supplied.isprintable():
+        return supplied
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    """ASGI middleware: correlation id, the request's log line and its metrics."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self._app = app
+        self._metrics = metrics
+        self._log = get_logger("http")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        supplied = None
+        for key, value in scope["headers"]:
+            if key == b"x-correlation-id":
+                supplied = value.decode("latin-1")
+        corr = correlation_id(supplied)
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                status, started = message["status"], True
+                MutableHeaders(scope=message)[CORRELATION_HEADER] = corr
+            await send(message)
+
+        begin = time.perf_counter()
+        with bound_contextvars(corr=corr):
+            try:
+                await self._app(scope, receive, send_with_id)
+            except Exception:
+                self._log.exception("http_request_crashed", path=scope["path"])
+                if not started:
+                    await PlainTextResponse("internal error", 500)(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - begin
+                route = scope.get("route")
+                template = getattr(route, "path", "unmatched")
+                self._metrics.http_requests.labels(scope["method"], template, str(status)).inc()
+                self._metrics.http_duration.labels(template).observe(elapsed)
+                quiet = template in _QUIET_ROUTES and status < 500
+                self._log.log(
+                    logging.DEBUG if quiet else logging.INFO,
+                    "http_request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                )
+
+
+class Api:
+    """The route handlers, over the store, the readiness checks and the metrics."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        metrics: Metrics,
+        checks: Sequence[ReadinessCheck],
+        version: str,
+        started_at: datetime,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._checks = checks
+        self._version = version
+        self._started_at = started_at
+        self._clock = clock
+
+    async def healthz(self, _: Request) -> Response:
+        """Liveness: the database answers."""
+        try:
+            await self._store.ping()
+        except DatabaseUnavailable:
+            self._metrics.database_up.set(0)
+            return PlainTextResponse("database unavailable", 503)
+        self._metrics.database_up.set(1)
+        return PlainTextResponse("ok")
+
+    async def readyz(self, _: Request) -> Response:
+        """Readiness: every check passes."""
+        results = await run_checks(self._checks)
+        ready = all(r.ok for r in results.values())
+        body = {
+            "status": "ready" if ready else "not_ready",
+            "checks": {name: {"ok": r.ok, "detail": r.detail} for name, r in results.items()},
+        }
+        return JSONResponse(body, 200 if ready else 503)
+
+    async def status(self, _: Request) -> Response:
+        """The runbook's summary."""
+        try:
+            counts = await self._store.vod_counts_by_state()
+            kv = await self._store.kv_get_many(STATUS_KV_KEYS)
+        except DatabaseUnavailable:
+            return JSONResponse({"error": "database unavailable"}, 503)
+        doc = summarize(
+            counts, kv, version=self._version, started_at=self._started_at, now=self._clock()
+        )
+        return JSONResponse(doc)
+
+    async def metrics(self, _: Request) -> Response:
+        """Prometheus exposition; database gauges are refreshed at scrape time."""
+        try:
+            counts = await self._store.vod_counts_by_state(timeout_s=2.0)
+        except DatabaseUnavailable:
+            self._metrics.database_up.set(0)
+        else:
+            self._metrics.database_up.set(1)
+            self._metrics.record_vod_counts(counts)
+        return Response(self._metrics.render(), media_type=CONTENT_TYPE)
+
+
+def build_app(api: Api, metrics: Metrics) -> ASGIApp:
+    """The ASGI application: the routes inside the request-context middleware."""
+    app = Starlette(
+        routes=[
+            Route("/healthz", api.healthz, methods=["GET", "HEAD"]),
+            Route("/readyz", api.readyz, methods=["GET", "HEAD"]),
+            Route("/status", api.status, methods=["GET"]),
+            Route("/metrics", api.metrics, methods=["GET"]),
+        ]
+    )
+    return RequestContext(app, metrics)
+
+
+def bind(addr: HostPort) -> socket.socket:
+    """Bind and listen on HTTP_ADDR now; StartupError(HTTP_ADDR) when the address is unusable."""
+    try:
+        infos = socket.getaddrinfo(addr.host, addr.port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StartupError("HTTP_ADDR", f"cannot resolve {addr.host!r}: {exc.strerror}") from None
+    family, kind, proto, _, sockaddr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        reason = {
+            errno.EADDRINUSE: "is already in use",
+            errno.EADDRNOTAVAIL: "is not an address of this machine",
+            errno.EACCES: "needs privileges to bind",
+        }.get(exc.errno or 0, f"cannot be bound: {exc.strerror}")
+        raise StartupError("HTTP_ADDR", f"{addr} {reason}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def bound_address(sock: socket.socket) -> HostPort:
+    """The address a bound socket really listens on (port 0 resolved)."""
+    host, port = sock.getsockname()[:2]
+    return HostPort(str(host), int(port))
+
+
+class _Server(uvicorn.Server):
+    # The daemon owns SIGTERM/SIGINT; uvicorn must neither install handlers nor re-raise signals.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HttpServer:
+    """uvicorn serving `app` on an already bound socket, inside the running event loop."""
+
+    def __init__(self, app: ASGIApp, sock: socket.socket, *, graceful_s: float = 3.0) -> None:
+        config = uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            proxy_headers=False,
+            timeout_graceful_shutdown=max(1, round(graceful_s)),
+        )
+        self._server = _Server(config)
+        self._sock = sock
+
+    async def serve(self) -> None:
+        """Serve until `stop()`."""
+        await self._server.serve(sockets=[self._sock])
+
+    def stop(self) -> None:
+        """Ask the server to finish in-flight requests and return from `serve()`."""
+        self._server.should_exit = True
+
+    @property
+    def started(self) -> bool:
+        """True once the server accepts connections."""
+        return bool(self._server.started)
+
