@@ -88,9 +88,9 @@ async def run_daemon(settings: Settings) -> int:
     exited = None
     try:
         metrics = Metrics(__version__)
-        checks: list[ReadinessCheck] = [DatabaseCheck(db.store), DataDirCheck(settings.data_dir)]
+        checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
         api = Api(
-            store=db.store, metrics=metrics, checks=checks, version=__version__,
+            store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
             started_at=started_at,
         )  # fmt: skip
         server = HttpServer(build_app(api, metrics), sock)

@@ -309,7 +309,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     env_file_raw = environ.get("ENV_FILE", "").strip()
     env_file = Path(env_file_raw or ".env").expanduser()
     file_values: dict[str, str] = {}
-    if env_file.is_file():
+    if env_file.exists():
         try:
             file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
         except (OSError, UnicodeDecodeError) as exc:

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from vodarchiver.db.store import Store
+from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.errors import DatabaseUnavailable
 from vodarchiver.models import StatusCategory, VodState
 
@@ -53,12 +53,12 @@ class DatabaseCheck:
 
     name = "database"
 
-    def __init__(self, store: Store) -> None:
-        self._store = store
+    def __init__(self, probe: DatabaseProbe) -> None:
+        self._probe = probe
 
     async def check(self) -> CheckResult:
         try:
-            await self._store.ping(timeout_s=CHECK_TIMEOUT_S)
+            await self._probe.ping()
         except DatabaseUnavailable as exc:
             return CheckResult(False, str(exc))
         return CheckResult(True, "reachable")

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vodarchiver.config import HostPort
+from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.store import Store
 from vodarchiver.errors import DatabaseUnavailable, StartupError
 from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summarize
@@ -102,6 +103,7 @@ class Api:
         self,
         *,
         store: Store,
+        probe: DatabaseProbe,
         metrics: Metrics,
         checks: Sequence[ReadinessCheck],
         version: str,
@@ -109,6 +111,7 @@ class Api:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
+        self._probe = probe
         self._metrics = metrics
         self._checks = checks
         self._version = version
@@ -118,7 +121,7 @@ class Api:
     async def healthz(self, _: Request) -> Response:
         """Liveness: the database answers."""
         try:
-            await self._store.ping()
+            await self._probe.ping()
         except DatabaseUnavailable:
             self._metrics.database_up.set(0)
             return PlainTextResponse("database unavailable", 503)
@@ -138,6 +141,7 @@ class Api:
     async def status(self, _: Request) -> Response:
         """The runbook's summary."""
         try:
+            await self._probe.ping()  # fails at once in an outage, where the pool would wait
             counts = await self._store.vod_counts_by_state()
             kv = await self._store.kv_get_many(STATUS_KV_KEYS)
         except DatabaseUnavailable:
@@ -150,6 +154,7 @@ class Api:
     async def metrics(self, _: Request) -> Response:
         """Prometheus exposition; database gauges are refreshed at scrape time."""
         try:
+            await self._probe.ping()
             counts = await self._store.vod_counts_by_state(timeout_s=2.0)
         except DatabaseUnavailable:
             self._metrics.database_up.set(0)

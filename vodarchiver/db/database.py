@@ -18,12 +18,23 @@ import psycopg_pool
 from vodarchiver.config import Settings
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
+from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.store import Store
 from vodarchiver.errors import StartupError
 from vodarchiver.logs import get_logger
 
-# libpq SQLSTATEs that waiting will not cure: bad password or role, no such database.
+# Failures that waiting will not cure: bad password or role, no such database. libpq gives no
+# SQLSTATE for a failed connection, so its (English, server-side) message is matched too.
 _PERMANENT_SQLSTATES = {"28P01", "28000", "3D000"}
+_PERMANENT_MESSAGES = re.compile(
+    r"password authentication failed|authentication failed|no password supplied"
+    r"|(database|role) \"[^\"]*\" does not exist|no pg_hba.conf entry"
+)
+
+
+def is_permanent(exc: psycopg.OperationalError) -> bool:
+    """Whether a connection failure is a refusal (credentials, database) rather than an outage."""
+    return exc.sqlstate in _PERMANENT_SQLSTATES or bool(_PERMANENT_MESSAGES.search(str(exc)))
 
 
 def describe_connect_error(exc: psycopg.OperationalError) -> str:
@@ -46,7 +57,7 @@ async def wait_for_connection(conninfo: str, where: str, timeout_s: float) -> No
             )
         except psycopg.OperationalError as exc:
             reason = describe_connect_error(exc)
-            if exc.sqlstate in _PERMANENT_SQLSTATES:
+            if is_permanent(exc):
                 raise StartupError("DATABASE_URL", f"{where} refused us: {reason}") from None
             if loop.time() + delay >= deadline:
                 raise StartupError(
@@ -62,10 +73,11 @@ async def wait_for_connection(conninfo: str, where: str, timeout_s: float) -> No
 
 @dataclass
 class Database:
-    """The pool, the store over it, and the embedded server when there is one."""
+    """The pool, the store over it, the liveness probe, and the embedded server if there is one."""
 
     pool: psycopg_pool.AsyncConnectionPool[Any]
     store: Store
+    probe: DatabaseProbe
     target: str
     embedded: EmbeddedPostgres | None = None
 
@@ -102,10 +114,17 @@ class Database:
                 await embedded.stop()
             raise
         get_logger("database").info("database_ready", target=target)
-        return cls(pool=pool, store=Store(pool), target=target, embedded=embedded)
+        return cls(
+            pool=pool,
+            store=Store(pool),
+            probe=DatabaseProbe(conninfo),
+            target=target,
+            embedded=embedded,
+        )
 
     async def aclose(self) -> None:
-        """Close the pool, then stop the embedded server if we run one."""
+        """Close the probe and the pool, then stop the embedded server if we run one."""
+        await self.probe.aclose()
         await self.pool.close(timeout=5.0)
         if self.embedded is not None:
             await self.embedded.stop()

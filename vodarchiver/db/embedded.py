@@ -34,7 +34,6 @@ import secrets
 import shutil
 import signal
 import socket
-import stat
 from pathlib import Path
 from typing import IO
 
@@ -42,6 +41,7 @@ import psycopg
 from psycopg import sql
 
 from vodarchiver import process
+from vodarchiver.db import acl
 from vodarchiver.errors import EmbeddedPostgresError, StartupError
 from vodarchiver.logs import get_logger
 from vodarchiver.process import RunAs
@@ -80,25 +80,6 @@ def choose_run_as(cluster: Path) -> RunAs | None:
         "running as root and neither a 'postgres' nor a 'nobody' user exists to run PostgreSQL; "
         "run vodarchiver as an ordinary user or set DATABASE_URL"
     )
-
-
-def unreachable_ancestors(path: Path, uid: int, gids: set[int]) -> list[Path]:
-    """Directories on the way to `path` that `uid` may not search (pure, apart from stat)."""
-    blocked: list[Path] = []
-    for directory in [*reversed(path.parents), path]:
-        try:
-            st = directory.stat()
-        except FileNotFoundError:
-            break
-        if st.st_uid == uid:
-            ok = bool(st.st_mode & stat.S_IXUSR)
-        elif st.st_gid in gids:
-            ok = bool(st.st_mode & stat.S_IXGRP)
-        else:
-            ok = bool(st.st_mode & stat.S_IXOTH)
-        if not ok:
-            blocked.append(directory)
-    return blocked
 
 
 def free_loopback_port() -> int:
@@ -174,7 +155,7 @@ class EmbeddedPostgres:
         try:
             bin_dir = self._bin_dir or bundled_bin_dir()
             self._run_as = choose_run_as(self.cluster)
-            self._check_reachable()
+            self._check_reachable(bin_dir)
             major = await self._binary_major(bin_dir)
             if not (self.cluster / "PG_VERSION").exists():
                 await self._initdb(bin_dir)
@@ -238,18 +219,35 @@ class EmbeddedPostgres:
         fh.flush()
         self._lock_fh = fh
 
-    def _check_reachable(self) -> None:
+    def _check_reachable(self, bin_dir: Path) -> None:
+        """As root: make sure the server user can reach its binaries and its data."""
         if self._run_as is None:
             return
-        gids = {self._run_as.gid, *(g.gr_gid for g in grp.getgrall() if self._run_as.name in g.gr_mem)}
-        blocked = unreachable_ancestors(self.root, self._run_as.uid, gids)
-        if blocked:
+        run_as = self._run_as
+        gids = {run_as.gid, *(g.gr_gid for g in grp.getgrall() if run_as.name in g.gr_mem)}
+        blocked = sorted(
+            {*acl.blocked_directories(self.root, run_as.uid, gids),
+             *acl.blocked_directories(bin_dir, run_as.uid, gids)}
+        )  # fmt: skip
+        if not blocked:
+            return
+        try:
+            for directory in blocked:
+                acl.grant_search(directory, run_as.uid)
+        except OSError as exc:
             raise StartupError(
                 "DATA_DIR",
-                f"running as root, the embedded PostgreSQL runs as user '{self._run_as.name}' "
-                f"(PostgreSQL refuses root), which cannot enter {blocked[0]}; choose a DATA_DIR "
-                "it can reach, run vodarchiver as an ordinary user, or set DATABASE_URL",
-            )
+                f"running as root, the embedded PostgreSQL runs as user '{run_as.name}' "
+                f"(PostgreSQL refuses root), which cannot enter {blocked[0]}, and granting it "
+                f"access failed ({exc.strerror}); choose a DATA_DIR and checkout it can reach, "
+                "run vodarchiver as an ordinary user, or set DATABASE_URL",
+            ) from None
+        self._log.warning(
+            "embedded_pg_granted_search",
+            user=run_as.name,
+            directories=[str(d) for d in blocked],
+            why="PostgreSQL refuses to run as root; its user needs to pass through these",
+        )
 
     async def _binary_major(self, bin_dir: Path) -> int:
         postgres = bin_dir / "postgres"

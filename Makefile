@@ -1,0 +1,58 @@
+# vodarchiver. `make run` and `make test` set everything up themselves on a fresh machine.
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TOOLS := .tools/.ready
+export PATH := $(CURDIR)/.tools/bin:$(PATH)
+
+.PHONY: all run test lint typecheck format migrate bench clean lock venv tools
+
+all: lint test
+
+$(STAMP): pyproject.toml constraints.txt scripts/bootstrap
+	@scripts/bootstrap
+
+$(TOOLS): scripts/ensure-tools
+	@scripts/ensure-tools
+
+venv: $(STAMP)
+
+tools: $(TOOLS)
+
+run: $(STAMP)
+	$(BIN)/vodarchiver run
+
+test: $(STAMP) $(TOOLS)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(STAMP)
+	$(BIN)/vodarchiver migrate
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# Re-resolve every dependency to its newest allowed release and rewrite the lock.
+lock:
+	rm -rf .lock-venv
+	python3 -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^vodarchiver' > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -prune -exec rm -rf {} +

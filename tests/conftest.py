@@ -1,0 +1,139 @@
+"""Shared fixtures: a real PostgreSQL, a template database migrated once, a fresh database per test.
+
+The server is TEST_DATABASE_URL or DATABASE_URL when set (CI and these machines run one at
+127.0.0.1:5432), else an embedded server of our own started for the session. Each test that asks
+for `db_url` gets `CREATE DATABASE ... TEMPLATE` of the migrated template, dropped afterwards, so
+commits and locks behave exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from vodarchiver.db.embedded import EmbeddedPostgres
+from vodarchiver.db.migrate import migrate
+
+RUN_ID = secrets.token_hex(3)
+
+
+def make_open_dir(prefix: str) -> Path:
+    """A fresh temporary directory that an embedded server's user can pass through when we are root.
+
+    pytest's own tmp_path lives under a 0700 directory; the daemon would then have to grant the
+    server user access to it (which it can do), but tests should not depend on that path.
+    """
+    path = Path(tempfile.mkdtemp(prefix=f"vodarchiver-{prefix}-"))
+    path.chmod(0o711)
+    return path
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A temporary DATA_DIR usable by the embedded server, removed after the test."""
+    path = make_open_dir("data")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def pg_admin_url() -> AsyncIterator[str]:
+    """Connection string of a PostgreSQL where tests may create and drop databases."""
+    url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    root = make_open_dir("pg")
+    server = EmbeddedPostgres(root, durable=False)
+    conninfo = await server.start()
+    try:
+        yield conninfo
+    finally:
+        await server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def with_dbname(conninfo: str, dbname: str) -> str:
+    """The same server, another database."""
+    return psycopg.conninfo.make_conninfo(conninfo, dbname=dbname)
+
+
+async def create_database(admin_url: str, name: str, template: str | None = None) -> str:
+    """CREATE DATABASE name [TEMPLATE template]; returns its connection string."""
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as conn:
+        if template:
+            await conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        else:
+            await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return with_dbname(admin_url, name)
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    """DROP DATABASE ... WITH (FORCE): also ends connections a killed daemon left behind."""
+    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as conn:
+        await conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
+    """Name of a database built once per run by the real migrations."""
+    name = f"vodarchiver_test_{RUN_ID}_template"
+    url = await create_database(pg_admin_url, name)
+    await migrate(url)
+    yield name
+    await drop_database(pg_admin_url, name)
+
+
+class DatabaseFactory:
+    """Makes fresh databases for one test and drops them afterwards."""
+
+    def __init__(self, admin_url: str, template: str) -> None:
+        self.admin_url = admin_url
+        self.template = template
+        self.created: list[str] = []
+
+    async def migrated(self) -> str:
+        """A database with the current schema (a copy of the template)."""
+        return await self._new(self.template)
+
+    async def empty(self) -> str:
+        """A database with nothing in it, not even schema_migrations."""
+        return await self._new(None)
+
+    async def _new(self, template: str | None) -> str:
+        name = f"vodarchiver_test_{RUN_ID}_{len(self.created)}_{secrets.token_hex(3)}"
+        url = await create_database(self.admin_url, name, template)
+        self.created.append(name)
+        return url
+
+    async def drop_all(self) -> None:
+        for name in self.created:
+            await drop_database(self.admin_url, name)
+
+
+@pytest.fixture
+async def databases(pg_admin_url: str, template_db: str) -> AsyncIterator[DatabaseFactory]:
+    """A factory of fresh databases, all dropped after the test."""
+    factory = DatabaseFactory(pg_admin_url, template_db)
+    yield factory
+    await factory.drop_all()
+
+
+@pytest.fixture
+async def db_url(databases: DatabaseFactory) -> str:
+    """A fresh, migrated database for this test."""
+    return await databases.migrated()
