@@ -37,7 +37,9 @@ def base_env(**extra: str) -> dict[str, str]:
 class Daemon:
     """One `vodarchiver` process: start it, read its events, signal it, wait for its exit."""
 
-    def __init__(self, env: Mapping[str, str], *, args: tuple[str, ...] = ("run",), cwd: Path | None = None) -> None:
+    def __init__(
+        self, env: Mapping[str, str], *, args: tuple[str, ...] = ("run",), cwd: Path | None = None
+    ) -> None:
         self.env = dict(env)
         self.args = args
         self.cwd = cwd
@@ -61,7 +63,8 @@ class Daemon:
         return self
 
     async def _read(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
+        assert self.proc is not None
+        assert self.proc.stderr is not None
         async for line in self.proc.stderr:
             text = line.decode(errors="replace").rstrip("\n")
             async with self._changed:
@@ -111,7 +114,8 @@ class Daemon:
 
     async def wait_exit(self, timeout: float = 30.0) -> int:
         """Wait for the process to end and its output to be read; returns the exit status."""
-        assert self.proc is not None and self._reader is not None
+        assert self.proc is not None
+        assert self._reader is not None
         async with asyncio.timeout(timeout):
             code = await self.proc.wait()
             await self._reader

@@ -70,10 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(migrate_only(settings))
         return asyncio.run(run_daemon(settings))
     except StartupError as exc:
-        log.error("startup_failed", variable=exc.variable, error=str(exc))
+        # An expected refusal: one line naming the variable, deliberately without a traceback.
+        log.error("startup_failed", variable=exc.variable, error=str(exc))  # noqa: TRY400
         return EXIT_CONFIG
     except (PermanentError, TransientError) as exc:
-        log.error("daemon_failed", error=str(exc), kind=exc.__class__.__name__)
+        log.error("daemon_failed", error=str(exc), kind=exc.__class__.__name__)  # noqa: TRY400
         return EXIT_FAILED
     except KeyboardInterrupt:  # a signal before the daemon installed its own handlers
         return 130

@@ -132,7 +132,9 @@ def _log_level(raw: str) -> str:
 def parse_host_port(raw: str) -> HostPort:
     """`127.0.0.1:8080`, `[::1]:8080`, `localhost:0`, `:8080` (all interfaces)."""
     text = raw.strip()
-    match = re.fullmatch(r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p1>\d+)|(?P<host>[^:\[\]]*):(?P<p2>\d+)", text)
+    match = re.fullmatch(
+        r"\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<p1>\d+)|(?P<host>[^:\[\]]*):(?P<p2>\d+)", text
+    )
     if match is None:
         raise ValueError(f"expected HOST:PORT such as 127.0.0.1:8080, got {raw!r}")
     host = match.group("v6") or match.group("host") or "0.0.0.0"  # noqa: S104 - ":8080" asks for all interfaces
@@ -156,11 +158,11 @@ def parse_database_url(raw: str) -> DatabaseUrl:
         raise ValueError("expected a postgresql:// URL or a libpq key=value connection string")
     try:
         params = conninfo_to_dict(text)
-    except Exception:  # noqa: BLE001 - libpq's message may quote the password; we never repeat it
+    except Exception:
         raise ValueError("is not a valid PostgreSQL connection string") from None
     password = params.get("password")
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
-    user = params.get("user")
+    user = str(params.get("user") or "")
     redacted = f"postgresql://{user + '@' if user else ''}{where}/{params.get('dbname') or ''}"
     return DatabaseUrl(
         conninfo=Secret(text),
@@ -195,8 +197,9 @@ VARIABLES: tuple[Variable, ...] = (
     # Database
     Variable(
         "DATABASE_URL", "database_url", "Database", None,
-        "PostgreSQL to use, as a `postgresql://` URL or libpq `key=value` string. Unset: the daemon "
-        "runs its own private PostgreSQL with its data under `DATA_DIR/postgres`.",
+        "PostgreSQL to use, as a `postgresql://` URL or libpq `key=value` string. "
+        "Unset: the daemon runs its own private PostgreSQL with its data under "
+        "`DATA_DIR/postgres`.",
         parse_database_url, secret=True,
     ),
     Variable(
@@ -279,9 +282,8 @@ class Settings:
             value = getattr(self, var.attr)
             if isinstance(value, Secret):
                 found.append(value.get())
-            elif isinstance(value, DatabaseUrl):
-                if value.password is not None:
-                    found.append(value.password.get())
+            elif isinstance(value, DatabaseUrl) and value.password is not None:
+                found.append(value.password.get())
         return tuple(v for v in found if v)
 
     def describe(self) -> dict[str, str]:
@@ -334,7 +336,8 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     pool_min, pool_max = values.get("database_pool_min_size"), values.get("database_pool_max_size")
     if isinstance(pool_min, int) and isinstance(pool_max, int) and pool_min > pool_max:
         problems.append(
-            f"DATABASE_POOL_MIN_SIZE: must not exceed DATABASE_POOL_MAX_SIZE ({pool_min} > {pool_max})"
+            "DATABASE_POOL_MIN_SIZE: must not exceed DATABASE_POOL_MAX_SIZE "
+            f"({pool_min} > {pool_max})"
         )
     if problems:
         raise ConfigError(problems)

@@ -71,7 +71,7 @@ _QUEUED = frozenset(
 
 
 class DownloadState(enum.StrEnum):
-    """The download stage's own state, stored in `vods.download_state` (an enum, not a progress line)."""
+    """The download stage's own state in `vods.download_state`: an enum, not a progress line."""
 
     PENDING = "pending"
     WAITING_FOR_DISK = "waiting_for_disk"

@@ -11,6 +11,7 @@ refuses to run as root).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -113,7 +114,9 @@ async def run(
     except BaseException:
         await terminate(proc, grace_s=0)
         raise
-    return Completed(proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace"))
+    return Completed(
+        proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace")
+    )
 
 
 async def terminate(
@@ -138,10 +141,8 @@ async def terminate(
 
 
 def _signal(proc: asyncio.subprocess.Process, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         proc.send_signal(sig)
-    except ProcessLookupError:
-        pass
 
 
 def pid_alive(pid: int) -> bool:

@@ -58,7 +58,7 @@ class Supervisor:
         *,
         stop: Callable[[], None] | None = None,
     ) -> None:
-        """Run `coro` as task `name`. `stop`, if given, asks it to finish instead of cancelling it."""
+        """Run `coro` as task `name`; `stop`, if given, asks it to finish instead of a cancel."""
         if name in self.names:
             coro.close()
             raise ValueError(f"a task named {name!r} is already running")

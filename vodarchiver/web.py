@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
+
 import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
@@ -39,7 +40,12 @@ _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: logged
 
 def correlation_id(supplied: str | None) -> str:
     """The caller's id when it is printable ASCII of 1..128 characters, else a new one."""
-    if supplied and len(supplied) <= MAX_CORRELATION_ID and supplied.isascii() and supplied.isprintable():
+    if (
+        supplied
+        and len(supplied) <= MAX_CORRELATION_ID
+        and supplied.isascii()
+        and supplied.isprintable()
+    ):
         return supplied
     return uuid.uuid4().hex
 
@@ -242,4 +248,3 @@ class HttpServer:
     def started(self) -> bool:
         """True once the server accepts connections."""
         return bool(self._server.started)
-

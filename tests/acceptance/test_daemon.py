@@ -145,7 +145,8 @@ async def test_healthz_follows_postgres_down_and_back_without_restart() -> None:
         await server.start()
         await poll_status(f"{base}/healthz", 200, within=20.0)
         assert (await get(f"{base}/status")).status_code == 200
-        assert daemon.proc is not None and daemon.proc.returncode is None
+        assert daemon.proc is not None
+        assert daemon.proc.returncode is None
         assert daemon.proc.pid == pid
         assert down_after < 5.0
     finally:
@@ -166,12 +167,18 @@ async def test_two_daemons_on_one_empty_database_apply_the_schema_once(
         bases = await asyncio.gather(first.started(), second.started())
         for base in bases:
             assert (await get(f"{base}/healthz")).status_code == 200
-        applied_by = [d for d in (first, second) if any(e.get("event") == "migration_applied" for e in d.events)]
+        applied_by = [
+            d
+            for d in (first, second)
+            if any(e.get("event") == "migration_applied" for e in d.events)
+        ]
         assert len(applied_by) == 1
     finally:
         await asyncio.gather(first.stop(), second.stop())
     async with await psycopg.AsyncConnection.connect(url) as conn:
-        rows = await (await conn.execute("SELECT version, count(*) FROM schema_migrations GROUP BY version")).fetchall()
+        rows = await (
+            await conn.execute("SELECT version, count(*) FROM schema_migrations GROUP BY version")
+        ).fetchall()
     assert sorted(rows) == [(m.version, 1) for m in load_migrations()]
 
 
@@ -199,7 +206,10 @@ async def test_database_password_never_reaches_logs_errors_or_status(
     daemon = await Daemon(base_env(DATABASE_URL=with_password, LOG_LEVEL="debug")).start()
     try:
         base = await daemon.started()
-        bodies = [(await get(f"{base}{path}")).text for path in ("/status", "/readyz", "/metrics", "/healthz")]
+        bodies = [
+            (await get(f"{base}{path}")).text
+            for path in ("/status", "/readyz", "/metrics", "/healthz")
+        ]
         daemon.send(signal.SIGTERM)
         await daemon.wait_exit()
     finally:
@@ -283,7 +293,9 @@ async def test_killed_daemon_leaves_no_server_and_restarts_on_its_data(open_dir:
         port = (await again.wait_for("embedded_pg_started"))["port"]
         conninfo = psycopg.conninfo.make_conninfo(conninfo, port=str(port))
         async with await psycopg.AsyncConnection.connect(conninfo) as conn:
-            row = await (await conn.execute("SELECT value FROM kv WHERE key = 'survivor'")).fetchone()
+            row = await (
+                await conn.execute("SELECT value FROM kv WHERE key = 'survivor'")
+            ).fetchone()
         assert row == ("yes",)
         again.send(signal.SIGTERM)
         assert await again.wait_exit() == 0

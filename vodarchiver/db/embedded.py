@@ -266,8 +266,8 @@ class EmbeddedPostgres:
         if found != str(major):
             raise EmbeddedPostgresError(
                 f"the embedded database in {self.cluster} was made by PostgreSQL {found}, but the "
-                f"bundled server is PostgreSQL {major}; dump it with the old version (pg_dumpall) or "
-                "upgrade it with pg_upgrade, or set DATABASE_URL"
+                f"bundled server is PostgreSQL {major}; dump it with the old version (pg_dumpall) "
+                "or upgrade it with pg_upgrade, or set DATABASE_URL"
             )
 
     async def _initdb(self, bin_dir: Path) -> None:
@@ -300,7 +300,9 @@ class EmbeddedPostgres:
             pwfile.unlink(missing_ok=True)
         if done.returncode != 0:
             shutil.rmtree(staging, ignore_errors=True)
-            raise EmbeddedPostgresError(f"initdb failed (exit {done.returncode}): {done.output[-2000:]}")
+            raise EmbeddedPostgresError(
+                f"initdb failed (exit {done.returncode}): {done.output[-2000:]}"
+            )
         self.password_file.write_text(password + "\n", encoding="utf-8")
         self.password_file.chmod(0o600)
         staging.rename(self.cluster)
@@ -335,7 +337,8 @@ class EmbeddedPostgres:
         self._log.info("embedded_pg_orphan_stopped", pid=pid)
 
     async def _launch(self, bin_dir: Path) -> None:
-        self._log_fh = open(self.log_file, "ab")  # noqa: SIM115 - the server writes it until stop()
+        # Opened once per start and handed to the server, which writes it until stop().
+        self._log_fh = open(self.log_file, "ab")  # noqa: SIM115, ASYNC230
         attempts = 1 if self._requested_port else 3
         for attempt in range(1, attempts + 1):
             self.port = self._requested_port or free_loopback_port()
@@ -373,11 +376,14 @@ class EmbeddedPostgres:
             if "could not bind" not in tail and "could not create any TCP/IP sockets" not in tail:
                 break
             self._log.warning("embedded_pg_port_taken", port=self.port, attempt=attempt)
-        raise EmbeddedPostgresError(f"PostgreSQL did not start; its log ends with:\n{self._log_tail()}")
+        raise EmbeddedPostgresError(
+            f"PostgreSQL did not start; its log ends with:\n{self._log_tail()}"
+        )
 
     async def _wait_ready(self) -> bool:
         """True once the server accepts connections; False if it exited first."""
-        assert self._proc is not None
+        if self._proc is None:
+            return False
         loop = asyncio.get_running_loop()
         deadline = loop.time() + _READY_TIMEOUT_S
         conninfo = psycopg.conninfo.make_conninfo(
@@ -406,7 +412,9 @@ class EmbeddedPostgres:
             cur = await conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE])
             if await cur.fetchone() is None:
                 with contextlib.suppress(psycopg.errors.DuplicateDatabase):
-                    await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+                    await conn.execute(
+                        sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE))
+                    )
 
     # --- helpers --------------------------------------------------------------------------
 

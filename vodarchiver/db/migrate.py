@@ -15,7 +15,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import LiteralString, cast
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -106,7 +105,7 @@ async def migrate(conninfo: str, migrations: list[Migration] | None = None) -> l
                 async with conn.transaction():
                     # A migration file holds several statements, so it runs without parameters
                     # (psycopg then uses the simple query protocol).
-                    await conn.execute(cast("LiteralString", migration.sql))
+                    await conn.execute(migration.sql)
                     await conn.execute(
                         q("migrations_record"),
                         {

@@ -36,7 +36,9 @@ class Store:
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout, TimeoutError) as exc:
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
 
-    async def vod_counts_by_state(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[VodState, int]:
+    async def vod_counts_by_state(
+        self, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> dict[VodState, int]:
         """How many VODs are in each state; every state is present, zero when empty."""
         counts = dict.fromkeys(VodState, 0)
         async with self._conn(timeout_s) as conn:
