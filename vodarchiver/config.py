@@ -160,6 +160,9 @@ def parse_database_url(raw: str) -> DatabaseUrl:
         params = conninfo_to_dict(text)
     except Exception:
         raise ValueError("is not a valid PostgreSQL connection string") from None
+    for port in str(params.get("port") or "5432").split(","):
+        if not port.isdigit() or not 0 < int(port) <= 65535:
+            raise ValueError("has a port that is not a number between 1 and 65535")
     password = params.get("password")
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
     user = str(params.get("user") or "")

@@ -23,6 +23,7 @@ from vodarchiver.config import REDACTED
 __all__ = ["bound_contextvars", "configure", "get_logger", "register_secrets"]
 
 _secrets: set[str] = set()
+_HANDLER_NAME = "vodarchiver"
 
 # Loggers of dependencies, mapped to the component they speak for.
 _FOREIGN_COMPONENTS: Mapping[str, str] = {
@@ -100,9 +101,11 @@ def configure(level: str = "info", fmt: str = "text", *, stream: IO[str] | None 
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old.get_name() == _HANDLER_NAME:  # ours, from an earlier configure(): replace it
+            root.removeHandler(old)
     root.addHandler(handler)
     numeric = logging.getLevelNamesMapping()[level.upper()]
     root.setLevel(numeric)

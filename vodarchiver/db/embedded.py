@@ -160,6 +160,7 @@ class EmbeddedPostgres:
             if not (self.cluster / "PG_VERSION").exists():
                 await self._initdb(bin_dir)
             self._check_version(major)
+            _ = self.password  # fail before launching when the password file is gone
             await self._stop_orphan()
             await self._launch(bin_dir)
             await self._ensure_database()

@@ -33,6 +33,3 @@ SELECT version, name, checksum FROM schema_migrations ORDER BY version;
 
 -- name: migrations_record
 INSERT INTO schema_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s);
-
--- name: migrations_count
-SELECT count(*) FROM schema_migrations;

@@ -1,0 +1,108 @@
+"""Migrations against a real PostgreSQL: once each, under a lock, and the runbook's SQL works."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import psycopg
+import pytest
+
+from tests.conftest import DatabaseFactory
+from vodarchiver.db.migrate import load_migrations, migrate
+from vodarchiver.errors import MigrationError
+from vodarchiver.models import DownloadState, VodState
+
+
+async def applied_versions(url: str) -> list[tuple[int, int]]:
+    """(version, times recorded) from schema_migrations."""
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute(
+            "SELECT version, count(*) FROM schema_migrations GROUP BY version ORDER BY 1"
+        )
+        return [(int(v), int(n)) for v, n in await cur.fetchall()]
+
+
+async def test_fresh_database_gets_every_migration_once(databases: DatabaseFactory) -> None:
+    """The first run applies everything and records it; the second applies nothing."""
+    url = await databases.empty()
+    everything = load_migrations()
+    assert await migrate(url) == everything
+    assert await migrate(url) == []
+    assert await applied_versions(url) == [(m.version, 1) for m in everything]
+
+
+async def test_concurrent_migrations_apply_each_once(databases: DatabaseFactory) -> None:
+    """Four migrators racing on one empty database: exactly one applies, the others find it done."""
+    url = await databases.empty()
+    results = await asyncio.gather(*(migrate(url) for _ in range(4)))
+    assert sorted(len(r) for r in results) == [0, 0, 0, len(load_migrations())]
+    assert all(n == 1 for _, n in await applied_versions(url))
+
+
+async def test_an_edited_migration_stops_startup(db_url: str) -> None:
+    """Changing an applied migration's text is refused before anything runs."""
+    edited = [dataclasses.replace(m, sql=m.sql + "\n-- edited") for m in load_migrations()]
+    with pytest.raises(MigrationError, match="changed"):
+        await migrate(db_url, edited)
+
+
+async def test_a_failing_migration_leaves_nothing_half_done(db_url: str) -> None:
+    """A migration that fails rolls back entirely and is not recorded."""
+    broken = [*load_migrations()]
+    broken.append(dataclasses.replace(broken[0], version=len(broken) + 1, name="broken",
+                                      sql="CREATE TABLE half_done (x int); SELECT 1/0;"))  # fmt: skip
+    with pytest.raises(MigrationError, match="division by zero"):
+        await migrate(db_url, broken)
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute("SELECT to_regclass('half_done')")
+        assert await cur.fetchone() == (None,)
+    assert [v for v, _ in await applied_versions(db_url)] == [m.version for m in load_migrations()]
+
+
+async def test_state_constraints_match_the_enums(db_url: str) -> None:
+    """Every VodState and DownloadState is accepted by the schema, and nothing else is."""
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        for i, state in enumerate(VodState):
+            await conn.execute(
+                "INSERT INTO vods (twitch_vod_id, channel, state) VALUES (%s, 'c', %s)",
+                [f"v{i}", state.value],
+            )
+        for i, dl in enumerate(DownloadState):
+            await conn.execute(
+                "INSERT INTO vods (twitch_vod_id, channel, download_state) VALUES (%s, 'c', %s)",
+                [f"d{i}", dl.value],
+            )
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await conn.execute(
+                "INSERT INTO vods (twitch_vod_id, channel, state) VALUES ('x', 'c', 'bogus')"
+            )
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await conn.execute(
+                "INSERT INTO vods (twitch_vod_id, channel, download_state) VALUES ('y', 'c', '42%')"
+            )
+
+
+async def test_runbook_sql_works(db_url: str) -> None:
+    """The runbook's reset, inspection and breaker-clearing statements run unchanged."""
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO vods (twitch_vod_id, channel, processed, processing_error, youtube_url, date) "
+            "VALUES ('123', 'c', 1, 'boom', 'https://youtu.be/x', now())"
+        )
+        await conn.execute(
+            "INSERT INTO kv (key, value) VALUES ('circuit_state', 'open'), ('circuit_failures', '5')"
+        )
+        await conn.execute(
+            "UPDATE vods SET processed=0, processing_error=NULL, youtube_url=NULL WHERE twitch_vod_id='123'"
+        )
+        rows = await (
+            await conn.execute(
+                "SELECT twitch_vod_id, processed, processing_error FROM vods ORDER BY date;"
+            )
+        ).fetchall()
+        assert rows == [("123", 0, None)]
+        await conn.execute(
+            "DELETE FROM kv WHERE key IN ('circuit_state','circuit_failures','circuit_open_until');"
+        )
+        assert await (await conn.execute("SELECT count(*) FROM kv")).fetchone() == (0,)

@@ -1,0 +1,55 @@
+"""Which migrations to apply, and when to refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from vodarchiver.db.migrate import Migration, load_migrations, plan
+from vodarchiver.errors import MigrationError
+
+M1 = Migration(1, "initial", "CREATE TABLE a (x int);")
+M2 = Migration(2, "more", "CREATE TABLE b (x int);")
+
+
+def test_nothing_applied_plans_everything() -> None:
+    """A fresh database gets every migration in order."""
+    assert plan([M1, M2], {}) == [M1, M2]
+
+
+def test_applied_ones_are_skipped() -> None:
+    """Migrations already recorded with the same checksum are not applied again."""
+    assert plan([M1, M2], {1: ("initial", M1.checksum)}) == [M2]
+
+
+def test_an_edited_migration_is_refused() -> None:
+    """A recorded migration whose file changed stops start-up with an explanation."""
+    with pytest.raises(MigrationError, match=r"0001_initial .*changed"):
+        plan([M1, M2], {1: ("initial", "0" * 64)})
+
+
+def test_a_newer_database_is_refused() -> None:
+    """A database migrated by a newer vodarchiver is not touched."""
+    with pytest.raises(MigrationError, match="0003"):
+        plan([M1, M2], {1: ("initial", M1.checksum), 3: ("future", "x")})
+
+
+def test_files_are_numbered_without_gaps(tmp_path: Path) -> None:
+    """A gap in the numbering, or a badly named file, is an error."""
+    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
+    (tmp_path / "0003_c.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="expected 0002"):
+        load_migrations(tmp_path)
+    (tmp_path / "0003_c.sql").unlink()
+    (tmp_path / "2_bad.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="NNNN_description"):
+        load_migrations(tmp_path)
+
+
+def test_shipped_migrations_load_and_open_with_an_intent_comment() -> None:
+    """The real migrations are well numbered and each starts by saying why it exists."""
+    migrations = load_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    for migration in migrations:
+        assert migration.sql.lstrip().startswith("-- Intent:"), migration.name
