@@ -11,6 +11,7 @@ from vodarchiver.config import (
     VARIABLES,
     HostPort,
     Secret,
+    Settings,
     load_settings,
     parse_database_url,
     parse_duration,
@@ -19,7 +20,7 @@ from vodarchiver.config import (
 from vodarchiver.errors import ConfigError
 
 
-def load(**env: str) -> object:
+def load(**env: str) -> Settings:
     """Settings from exactly `env`, with no .env file."""
     return load_settings({"ENV_FILE": "/dev/null", **env})
 
