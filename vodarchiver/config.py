@@ -24,6 +24,9 @@ from vodarchiver.errors import ConfigError
 
 REDACTED = "**********"
 
+# .env keys that belong to other tools sharing the file (docker compose, the postgres image).
+_FOREIGN_PREFIXES = ("POSTGRES_", "COMPOSE_", "DOCKER_")
+
 
 @dataclass(frozen=True)
 class Secret:
@@ -346,7 +349,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         raise ConfigError(problems)
 
     known = {var.name for var in VARIABLES}
-    values["unknown_env_file_keys"] = tuple(sorted(k for k in file_values if k not in known))
+    values["unknown_env_file_keys"] = tuple(
+        sorted(k for k in file_values if k not in known and not k.startswith(_FOREIGN_PREFIXES))
+    )
     return Settings(**values)
 
 

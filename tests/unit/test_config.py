@@ -149,7 +149,9 @@ def test_secret_repr_is_redacted() -> None:
 def test_env_file_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     """Values come from the env file unless the environment sets them; unknown keys are noted."""
     env_file = tmp_path / "custom.env"
-    env_file.write_text("LOG_LEVEL=debug\nLOG_FORMAT=json\nTWITCH_CHANEL=typo\n# a comment\n")
+    env_file.write_text(
+        "LOG_LEVEL=debug\nLOG_FORMAT=json\nTWITCH_CHANEL=typo\nPOSTGRES_PASSWORD=x\n# a comment\n"
+    )
     settings = load_settings({"ENV_FILE": str(env_file), "LOG_FORMAT": "text"})
     assert settings.log_level == "debug"
     assert settings.log_format == "text"
