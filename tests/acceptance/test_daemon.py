@@ -319,3 +319,42 @@ async def test_second_daemon_on_the_same_data_dir_is_refused(open_dir: Path) -> 
         assert (await get(f"{await first.started()}/healthz")).status_code == 200
     finally:
         await first.stop()
+
+
+async def test_a_dying_part_stops_the_daemon_with_a_reason(open_dir: Path) -> None:
+    """When a supervised part dies (here the embedded server, killed), the daemon logs which and why and exits 1."""
+    daemon = await Daemon(base_env(DATA_DIR=str(open_dir))).start()
+    try:
+        await daemon.started()
+        pg_pid = (await daemon.wait_for("embedded_pg_started"))["pid"]
+        assert process.signal_pid(pg_pid, signal.SIGKILL)
+        code = await daemon.wait_exit(timeout=15)
+    finally:
+        await daemon.stop()
+    assert code == 1
+    died = await daemon.wait_for("task_died")
+    assert died["task"] == "embedded_pg_watch"
+    assert "exited unexpectedly" in died["reason"]
+    await daemon.wait_for("daemon_stopped", exit_code=1)
+
+
+async def test_migrate_command_on_external_and_embedded_databases(
+    databases: DatabaseFactory, open_dir: Path
+) -> None:
+    """`vodarchiver migrate` applies the schema and exits 0, on DATABASE_URL and on the embedded server."""
+    url = await databases.empty()
+    external = await Daemon(base_env(DATABASE_URL=url), args=("migrate",)).start()
+    try:
+        assert await external.wait_exit() == 0, external.output
+    finally:
+        await external.stop()
+    done = await external.wait_for("migrate_done")
+    assert done["applied"] == [f"{m.version:04d}_{m.name}" for m in load_migrations()]
+
+    embedded = await Daemon(base_env(DATA_DIR=str(open_dir)), args=("migrate",)).start()
+    try:
+        assert await embedded.wait_exit() == 0, embedded.output
+    finally:
+        await embedded.stop()
+    await embedded.wait_for("embedded_pg_stopped")
+    assert postmaster_pid(open_dir) is None
