@@ -155,3 +155,15 @@ async def poll_status(url: str, want: int, within: float) -> float:
                 return loop.time() - begin
             await asyncio.sleep(0.1)
     raise AssertionError(f"{url} did not answer {want} within {within}s (last: {last})")
+
+
+async def run_until_exit(
+    env: Mapping[str, str], *, args: tuple[str, ...] = ("run",), timeout: float = 30.0
+) -> tuple[Daemon, int]:
+    """Run a daemon that is expected to exit by itself; returns it (for its events) and its status."""
+    daemon = await Daemon(env, args=args).start()
+    try:
+        code = await daemon.wait_exit(timeout=timeout)
+    finally:
+        await daemon.stop()
+    return daemon, code

@@ -15,7 +15,7 @@ import pytest
 from psycopg import sql
 
 from tests.conftest import DatabaseFactory, make_open_dir
-from tests.daemon import Daemon, base_env, get, poll_status
+from tests.daemon import Daemon, base_env, get, poll_status, run_until_exit
 from vodarchiver import process
 from vodarchiver.db.embedded import EmbeddedPostgres, free_loopback_port
 from vodarchiver.db.migrate import load_migrations
@@ -79,11 +79,7 @@ async def test_bad_settings_exit_2_naming_each_variable(
     env: dict[str, str], variables: list[str], open_dir: Path
 ) -> None:
     """Invalid or unusable settings stop start-up with exit code 2, a message naming every bad variable, and no traceback."""
-    daemon = await Daemon(base_env(DATA_DIR=str(open_dir), **env)).start()
-    try:
-        code = await daemon.wait_exit(timeout=30)
-    finally:
-        await daemon.stop()
+    daemon, code = await run_until_exit(base_env(DATA_DIR=str(open_dir), **env))
     assert code == 2, daemon.output
     for variable in variables:
         assert variable in daemon.output
@@ -92,13 +88,9 @@ async def test_bad_settings_exit_2_naming_each_variable(
 
 async def test_the_default_wait_for_an_unreachable_database_ends_in_exit_2(open_dir: Path) -> None:
     """With the default DATABASE_CONNECT_TIMEOUT, an unreachable DATABASE_URL ends in exit 2 naming it."""
-    daemon = await Daemon(
+    daemon, code = await run_until_exit(
         base_env(DATA_DIR=str(open_dir), DATABASE_URL="postgresql://bogus:1/x")
-    ).start()
-    try:
-        code = await daemon.wait_exit(timeout=30)
-    finally:
-        await daemon.stop()
+    )
     assert code == 2
     failed = await daemon.wait_for("startup_failed")
     assert failed["variable"] == "DATABASE_URL"
@@ -110,11 +102,9 @@ async def test_http_addr_in_use_exits_2_naming_it(db_url: str) -> None:
     blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = blocker.sockets[0].getsockname()[1]
     try:
-        daemon = await Daemon(base_env(DATABASE_URL=db_url, HTTP_ADDR=f"127.0.0.1:{port}")).start()
-        try:
-            code = await daemon.wait_exit()
-        finally:
-            await daemon.stop()
+        daemon, code = await run_until_exit(
+            base_env(DATABASE_URL=db_url, HTTP_ADDR=f"127.0.0.1:{port}")
+        )
     finally:
         blocker.close()
         await blocker.wait_closed()
@@ -124,12 +114,26 @@ async def test_http_addr_in_use_exits_2_naming_it(db_url: str) -> None:
     assert "already in use" in failed["error"]
 
 
-async def test_healthz_follows_postgres_down_and_back_without_restart() -> None:
-    """Stopping PostgreSQL turns /healthz to 503 within 5 s, and back to 200 when it returns, same process."""
-    root = make_open_dir("outage")
+@pytest.fixture
+async def own_server() -> AsyncIterator[EmbeddedPostgres]:
+    """A PostgreSQL of this test's own, on a fixed port so it can be stopped and started again.
+
+    It demands a password (SCRAM), unlike the trust-auth server the other tests share.
+    """
+    root = make_open_dir("own")
     server = EmbeddedPostgres(root, port=free_loopback_port(), durable=False)
-    conninfo = await server.start()
-    daemon = await Daemon(base_env(DATABASE_URL=conninfo, DATA_DIR=str(root / "daemon"))).start()
+    await server.start()
+    yield server
+    await server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_healthz_follows_postgres_down_and_back_without_restart(
+    own_server: EmbeddedPostgres, open_dir: Path
+) -> None:
+    """Stopping PostgreSQL turns /healthz to 503 within 5 s, and back to 200 when it returns, same process."""
+    server = own_server
+    daemon = await Daemon(base_env(DATABASE_URL=server.conninfo, DATA_DIR=str(open_dir))).start()
     try:
         base = await daemon.started()
         pid = daemon.proc.pid if daemon.proc else None
@@ -151,8 +155,6 @@ async def test_healthz_follows_postgres_down_and_back_without_restart() -> None:
         assert down_after < 5.0
     finally:
         await daemon.stop()
-        await server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 async def test_two_daemons_on_one_empty_database_apply_the_schema_once(
@@ -218,41 +220,24 @@ async def test_database_password_never_reaches_logs_errors_or_status(
     assert all(password not in body for body in bodies)
 
     unreachable = f"postgresql://user:{password}@127.0.0.1:1/x"
-    failing = await Daemon(
+    failing, code = await run_until_exit(
         base_env(DATABASE_URL=unreachable, DATABASE_CONNECT_TIMEOUT="1s", DATA_DIR=str(open_dir))
-    ).start()
-    try:
-        assert await failing.wait_exit() == 2
-    finally:
-        await failing.stop()
+    )
+    assert code == 2
     assert "DATABASE_URL" in failing.output
     assert password not in failing.output
 
 
-@pytest.fixture
-async def scram_server() -> AsyncIterator[EmbeddedPostgres]:
-    """A PostgreSQL of our own that demands a password (SCRAM), unlike the trust-auth test server."""
-    root = make_open_dir("scram")
-    server = EmbeddedPostgres(root, durable=False)
-    await server.start()
-    yield server
-    await server.stop()
-    shutil.rmtree(root, ignore_errors=True)
-
-
 async def test_wrong_password_fails_at_once_without_revealing_it(
-    scram_server: EmbeddedPostgres, open_dir: Path
+    own_server: EmbeddedPostgres, open_dir: Path
 ) -> None:
     """A refused password ends start-up at once (no 10 s wait) with exit 2, naming DATABASE_URL, hiding the password."""
     wrong_password = "not-the-password-" + secrets.token_hex(6)
-    wrong = psycopg.conninfo.make_conninfo(scram_server.conninfo, password=wrong_password)
-    refused = await Daemon(base_env(DATABASE_URL=wrong, DATA_DIR=str(open_dir))).start()
-    try:
-        begin = time.monotonic()
-        assert await refused.wait_exit() == 2
-        elapsed = time.monotonic() - begin
-    finally:
-        await refused.stop()
+    wrong = psycopg.conninfo.make_conninfo(own_server.conninfo, password=wrong_password)
+    begin = time.monotonic()
+    refused, code = await run_until_exit(base_env(DATABASE_URL=wrong, DATA_DIR=str(open_dir)))
+    elapsed = time.monotonic() - begin
+    assert code == 2
     failed = await refused.wait_for("startup_failed")
     assert failed["variable"] == "DATABASE_URL"
     assert "password authentication failed" in failed["error"]
@@ -309,11 +294,8 @@ async def test_second_daemon_on_the_same_data_dir_is_refused(open_dir: Path) -> 
     first = await Daemon(env).start()
     try:
         await first.started()
-        second = await Daemon(env).start()
-        try:
-            assert await second.wait_exit() == 2
-        finally:
-            await second.stop()
+        second, code = await run_until_exit(env)
+        assert code == 2
         failed = await second.wait_for("startup_failed")
         assert failed["variable"] == "DATA_DIR"
         assert (await get(f"{await first.started()}/healthz")).status_code == 200
@@ -343,18 +325,12 @@ async def test_migrate_command_on_external_and_embedded_databases(
 ) -> None:
     """`vodarchiver migrate` applies the schema and exits 0, on DATABASE_URL and on the embedded server."""
     url = await databases.empty()
-    external = await Daemon(base_env(DATABASE_URL=url), args=("migrate",)).start()
-    try:
-        assert await external.wait_exit() == 0, external.output
-    finally:
-        await external.stop()
+    external, code = await run_until_exit(base_env(DATABASE_URL=url), args=("migrate",))
+    assert code == 0, external.output
     done = await external.wait_for("migrate_done")
     assert done["applied"] == [f"{m.version:04d}_{m.name}" for m in load_migrations()]
 
-    embedded = await Daemon(base_env(DATA_DIR=str(open_dir)), args=("migrate",)).start()
-    try:
-        assert await embedded.wait_exit() == 0, embedded.output
-    finally:
-        await embedded.stop()
+    embedded, code = await run_until_exit(base_env(DATA_DIR=str(open_dir)), args=("migrate",))
+    assert code == 0, embedded.output
     await embedded.wait_for("embedded_pg_stopped")
     assert postmaster_pid(open_dir) is None
