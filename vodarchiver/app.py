@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from vodarchiver import __version__
@@ -26,6 +27,8 @@ from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 
 EXIT_OK = 0
 EXIT_TASK_DIED = 1
+EXIT_INTERRUPTED = 130
+_TASKS_SHARE = 0.7
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -45,28 +48,33 @@ async def _watch_embedded(embedded: EmbeddedPostgres) -> None:
     )
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
+def _install_signal_handlers(on_stop: Callable[[], object], earlier: Sequence[int]) -> None:
+    """Route SIGTERM/SIGINT to `on_stop`; act at once on signals recorded before the loop ran."""
     loop = asyncio.get_running_loop()
     log = get_logger("daemon")
+    seen: list[signal.Signals] = []
 
     def on_signal(sig: signal.Signals) -> None:
-        if stop.is_set():
+        seen.append(sig)
+        if len(seen) > 1:
             log.info("shutdown_already_in_progress", signal=sig.name)
             return
         log.info("shutdown_requested", signal=sig.name)
-        stop.set()
+        on_stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    for signum in earlier:
+        on_signal(signal.Signals(signum))
 
 
-async def run_daemon(settings: Settings) -> int:
+async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> int:
     """Run until a signal (exit 0) or until a supervised task dies (exit 1)."""
     log = get_logger("daemon")
     begin = time.perf_counter()
     started_at = datetime.now(UTC)
     stop = asyncio.Event()
-    _install_signal_handlers(stop)
+    _install_signal_handlers(stop.set, early_signals)
 
     sock = bind(settings.http_addr)
     try:
@@ -86,6 +94,7 @@ async def run_daemon(settings: Settings) -> int:
         raise
 
     exited = None
+    drain_began = 0.0
     try:
         metrics = Metrics(__version__)
         checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
@@ -108,25 +117,32 @@ async def run_daemon(settings: Settings) -> int:
         exited = await supervisor.wait(stop)
         log.info("shutdown_started", reason=exited.describe() if exited else "signal")
         drain_began = time.perf_counter()
-        clean = await supervisor.shutdown(settings.shutdown_timeout_s)
+        # SHUTDOWN_TIMEOUT bounds the whole stop: most of it for the tasks to checkpoint, the
+        # rest for the pool and the embedded server (whose stop escalates to SIGQUIT).
+        clean = await supervisor.shutdown(settings.shutdown_timeout_s * _TASKS_SHARE)
         log.info(
             "tasks_stopped",
             clean=clean,
             drain_ms=round((time.perf_counter() - drain_began) * 1000, 1),
         )
     finally:
-        await db.aclose()
+        spent = time.perf_counter() - drain_began if drain_began else 0.0
+        await db.aclose(timeout_s=max(1.0, settings.shutdown_timeout_s - spent))
         sock.close()
     code = EXIT_TASK_DIED if exited else EXIT_OK
     log.info("daemon_stopped", exit_code=code)
     return code
 
 
-async def migrate_only(settings: Settings) -> int:
-    """`vodarchiver migrate`: bring the schema up to date and exit."""
+async def migrate_only(settings: Settings, early_signals: Sequence[int] = ()) -> int:
+    """`vodarchiver migrate`: bring the schema up to date and exit (130 if a signal stops it)."""
     log = get_logger("migrate")
     embedded: EmbeddedPostgres | None = None
+    this = asyncio.current_task()
+    assert this is not None  # noqa: S101 - always inside asyncio.run
     try:
+        # A signal cancels the run: the migration in progress rolls back with its transaction.
+        _install_signal_handlers(this.cancel, early_signals)
         if settings.database_url is None:
             prepare_data_dir(settings)
             embedded = EmbeddedPostgres(settings.data_dir, port=settings.embedded_pg_port)
@@ -136,7 +152,10 @@ async def migrate_only(settings: Settings) -> int:
             await wait_for_connection(
                 conninfo, settings.database_url.redacted, settings.database_connect_timeout_s
             )
-        applied = await migrate(conninfo)
+        applied = await migrate(conninfo, lock_timeout_s=settings.migration_lock_timeout_s)
+    except asyncio.CancelledError:
+        log.warning("migrate_interrupted")
+        return EXIT_INTERRUPTED
     finally:
         if embedded is not None:
             await embedded.stop()

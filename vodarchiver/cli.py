@@ -1,27 +1,40 @@
 """The command line: `vodarchiver [run | migrate | config | version]`. Nothing else lives here.
 
 Exit codes: 0 done or stopped by a signal; 1 a part of the daemon failed; 2 the configuration
-or the environment is wrong (the message names the variable). No traceback for the expected ones.
+or the environment is wrong (the message names the variable); 130 `migrate` interrupted. No
+traceback for the expected ones.
+
+SIGTERM and SIGINT are caught from the first moment `main()` runs, before the heavy imports. A
+signal that arrives before the daemon's event loop handles signals itself is only recorded (a
+handler that raised could land inside asyncio's own set-up); the daemon acts on it as soon as its
+handlers are in place, so a signal at any point of start-up is a clean stop with exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
-from vodarchiver import __version__, logs
-from vodarchiver.app import migrate_only, run_daemon
-from vodarchiver.config import Settings, load_settings
-from vodarchiver.errors import ConfigError, PermanentError, StartupError, TransientError
-
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130  # migrate stopped by a signal before it finished
+
+
+_early_signals: list[int] = []
+
+
+def _early_signal(signum: int, frame: FrameType | None) -> None:
+    _early_signals.append(signum)
 
 
 def _parser() -> argparse.ArgumentParser:
+    from vodarchiver import __version__  # noqa: PLC0415 - light, and after the signal handlers
+
     parser = argparse.ArgumentParser(
         prog="vodarchiver",
         description="Archive a streamer's Twitch VODs to YouTube before Twitch deletes them.",
@@ -36,19 +49,36 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_config(settings: Settings) -> None:
-    width = max(len(name) for name in settings.describe())
-    for name, value in settings.describe().items():
-        print(f"{name:<{width}}  {value}")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `vodarchiver` console script and `python -m vodarchiver`."""
-    args = _parser().parse_args(argv)
-    command = args.command or "run"
+    previous = {sig: signal.signal(sig, _early_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        args = _parser().parse_args(argv)
+        return _dispatch(args.command or "run")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _dispatch(command: str) -> int:
+    # Imported here, after the signal handlers: loading them takes most of start-up.
+    import asyncio  # noqa: PLC0415
+
+    from vodarchiver import __version__, logs  # noqa: PLC0415
+    from vodarchiver.app import migrate_only, run_daemon  # noqa: PLC0415
+    from vodarchiver.config import load_settings  # noqa: PLC0415
+    from vodarchiver.errors import (  # noqa: PLC0415
+        ConfigError,
+        PermanentError,
+        StartupError,
+        TransientError,
+    )
+
     if command == "version":
         print(f"vodarchiver {__version__}")
-        return 0
+        return EXIT_OK
+    if _early_signals and command != "run":
+        return EXIT_INTERRUPTED
     try:
         settings = load_settings(os.environ)
     except ConfigError as exc:
@@ -57,18 +87,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.configure(settings.log_level, settings.log_format)
     logs.register_secrets(settings.secret_values())
     log = logs.get_logger("daemon")
+    log.debug("settings_loaded", command=command)
     if settings.unknown_env_file_keys:
         log.warning(
             "env_file_unknown_keys", env_file=str(settings.env_file),
             keys=list(settings.unknown_env_file_keys),
         )  # fmt: skip
     if command == "config":
-        _print_config(settings)
-        return 0
+        width = max(len(name) for name in settings.describe())
+        for name, value in settings.describe().items():
+            print(f"{name:<{width}}  {value}")
+        return EXIT_OK
     try:
         if command == "migrate":
-            return asyncio.run(migrate_only(settings))
-        return asyncio.run(run_daemon(settings))
+            return asyncio.run(migrate_only(settings, _early_signals))
+        return asyncio.run(run_daemon(settings, _early_signals))
     except StartupError as exc:
         # An expected refusal: one line naming the variable, deliberately without a traceback.
         log.error("startup_failed", variable=exc.variable, error=str(exc))  # noqa: TRY400
@@ -76,8 +109,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (PermanentError, TransientError) as exc:
         log.error("daemon_failed", error=str(exc), kind=exc.__class__.__name__)  # noqa: TRY400
         return EXIT_FAILED
-    except KeyboardInterrupt:  # a signal before the daemon installed its own handlers
-        return 130
     except Exception:
         log.exception("daemon_crashed")
         return EXIT_FAILED

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from psycopg.conninfo import conninfo_to_dict
@@ -63,6 +64,8 @@ class DatabaseUrl:
     conninfo: Secret
     redacted: str
     password: Secret | None
+    # The password as written in the URL (percent-encoded), when that differs from its value.
+    password_as_written: Secret | None = None
 
     def __repr__(self) -> str:
         return f"DatabaseUrl({self.redacted!r})"
@@ -74,17 +77,16 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
+_MAX_DURATION_S = 366 * 86400.0
+
+
 def parse_duration(raw: str) -> float:
     """`90`, `90s`, `5m`, `1h30m`, `250ms` -> seconds. A bare number means seconds."""
     text = raw.strip().lower()
-    try:
-        value = float(text)
-    except ValueError:
-        pass
-    else:
-        if value < 0:
-            raise ValueError(f"must not be negative, got {raw!r}")
-        return value
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return _bounded(float(text), raw)
+    if re.fullmatch(r"-\d+(?:\.\d+)?", text):
+        raise ValueError(f"must not be negative, got {raw!r}")
     pos, total = 0, 0.0
     for match in _DURATION_PART.finditer(text):
         if match.start() != pos:
@@ -93,7 +95,14 @@ def parse_duration(raw: str) -> float:
         pos = match.end()
     if pos != len(text) or not text:
         raise ValueError(f"expected a duration such as 30s, 5m, 2h or 1h30m, got {raw!r}")
-    return total
+    return _bounded(total, raw)
+
+
+def _bounded(seconds: float, raw: str) -> float:
+    # Plain digits only, so no inf or nan; an absurd size would still overflow timers.
+    if seconds > _MAX_DURATION_S:
+        raise ValueError(f"must be at most 366 days, got {raw!r}")
+    return seconds
 
 
 def _positive_duration(raw: str) -> float:
@@ -157,7 +166,9 @@ def parse_host_port(raw: str) -> HostPort:
 def parse_database_url(raw: str) -> DatabaseUrl:
     """A `postgresql://` URL or a libpq `key=value` string; the password is kept as a Secret."""
     text = raw.strip()
-    if "://" in text and not text.startswith(("postgresql://", "postgres://")):
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text) and not text.startswith(
+        ("postgresql://", "postgres://")
+    ):
         raise ValueError("expected a postgresql:// URL or a libpq key=value connection string")
     try:
         params = conninfo_to_dict(text)
@@ -167,6 +178,7 @@ def parse_database_url(raw: str) -> DatabaseUrl:
         if not port.isdigit() or not 0 < int(port) <= 65535:
             raise ValueError("has a port that is not a number between 1 and 65535")
     password = params.get("password")
+    as_written = urlsplit(text).password if "://" in text else None
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
     user = str(params.get("user") or "")
     redacted = f"postgresql://{user + '@' if user else ''}{where}/{params.get('dbname') or ''}"
@@ -174,6 +186,7 @@ def parse_database_url(raw: str) -> DatabaseUrl:
         conninfo=Secret(text),
         redacted=redacted,
         password=Secret(str(password)) if password else None,
+        password_as_written=Secret(as_written) if as_written and as_written != password else None,
     )
 
 
@@ -222,6 +235,11 @@ VARIABLES: tuple[Variable, ...] = (
         _positive_duration,
     ),
     Variable(
+        "MIGRATION_LOCK_TIMEOUT", "migration_lock_timeout_s", "Database", "10m",
+        "How long start-up waits for another replica's migration to finish before giving up.",
+        _positive_duration,
+    ),
+    Variable(
         "EMBEDDED_PG_PORT", "embedded_pg_port", "Database", "0",
         "Loopback port of the embedded PostgreSQL; 0 picks a free one at each start.",
         _int_in(0, 65535),
@@ -249,7 +267,8 @@ VARIABLES: tuple[Variable, ...] = (
     # Daemon
     Variable(
         "SHUTDOWN_TIMEOUT", "shutdown_timeout_s", "Daemon", "8s",
-        "How long SIGTERM waits for running work to checkpoint before it is cut off.",
+        "The whole budget of a stop on SIGTERM or SIGINT: running work gets most of it to "
+        "checkpoint, the database the rest; then the daemon exits regardless.",
         _positive_duration,
     ),
     Variable(
@@ -272,6 +291,7 @@ class Settings:
     database_pool_min_size: int
     database_pool_max_size: int
     database_connect_timeout_s: float
+    migration_lock_timeout_s: float
     embedded_pg_port: int
     data_dir: Path
     http_addr: HostPort
@@ -288,8 +308,8 @@ class Settings:
             value = getattr(self, var.attr)
             if isinstance(value, Secret):
                 found.append(value.get())
-            elif isinstance(value, DatabaseUrl) and value.password is not None:
-                found.append(value.password.get())
+            elif isinstance(value, DatabaseUrl):
+                found += [s.get() for s in (value.password, value.password_as_written) if s]
         return tuple(v for v in found if v)
 
     def describe(self) -> dict[str, str]:
@@ -319,7 +339,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     file_values: dict[str, str] = {}
     if env_file.exists():
         try:
-            file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+            # No ${VAR} expansion: a password containing "$" must arrive exactly as written.
+            values_read = dotenv_values(env_file, interpolate=False)
+            file_values = {k: v for k, v in values_read.items() if v is not None}
         except (OSError, UnicodeDecodeError) as exc:
             problems.append(f"ENV_FILE: cannot read {env_file}: {exc.__class__.__name__}")
     elif env_file_raw:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 import structlog
+import structlog.tracebacks
 from structlog.contextvars import bound_contextvars, merge_contextvars
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -36,6 +37,11 @@ _FOREIGN_COMPONENTS: Mapping[str, str] = {
 def register_secrets(values: Iterable[str]) -> None:
     """Add values that must never appear in a log line."""
     _secrets.update(v for v in values if v)
+
+
+def forget_secrets() -> None:
+    """Drop every registered secret (for tests that register their own)."""
+    _secrets.clear()
 
 
 def _scrub(value: Any) -> Any:
@@ -87,7 +93,14 @@ def configure(level: str = "info", fmt: str = "text", *, stream: IO[str] | None 
     ]
     renderer: Processor
     if fmt == "json":
-        tail += [structlog.processors.dict_tracebacks, _redact]
+        # Never the frames' local variables: they hold connection strings, and structlog cuts
+        # long values, so a cut secret would no longer match the scrubber.
+        tail += [
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
+            _redact,
+        ]
         renderer = structlog.processors.JSONRenderer()
     else:
         tail += [structlog.processors.format_exc_info, _redact]

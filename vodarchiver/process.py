@@ -21,6 +21,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 _PR_SET_PDEATHSIG = 1
+
+# What a child such as PostgreSQL needs from our environment, and no more: it may run as another
+# user, and a process's environment is readable by that user through /proc.
+MINIMAL_ENV = {"PATH": os.defpath, "LC_ALL": "C", "LANG": "C"}
 _libc: ctypes.CDLL | None = None
 
 
@@ -112,31 +116,37 @@ async def run(
         async with asyncio.timeout(timeout_s):
             out, _ = await proc.communicate()
     except BaseException:
-        await terminate(proc, grace_s=0)
+        await terminate(proc, ladder=())
         raise
     return Completed(
         proc.returncode if proc.returncode is not None else -1, out.decode(errors="replace")
     )
 
 
+Ladder = Sequence[tuple[int, float]]  # (signal, seconds to wait for an exit after sending it)
+
+
 async def terminate(
     proc: asyncio.subprocess.Process,
     *,
-    first: int = signal.SIGTERM,
-    grace_s: float = 5.0,
+    ladder: Ladder = ((signal.SIGTERM, 5.0),),
 ) -> int:
-    """Send `first`, wait up to `grace_s`, then SIGKILL; always reap. Returns the exit status."""
+    """Send each signal of `ladder` in turn until the child exits, then SIGKILL; always reap.
+
+    Returns the exit status. The total wait is bounded by the sum of the ladder's delays.
+    """
+    for sig, wait_s in ladder:
+        if proc.returncode is not None:
+            break
+        _signal(proc, sig)
+        try:
+            async with asyncio.timeout(wait_s):
+                await proc.wait()
+        except TimeoutError:
+            continue
     if proc.returncode is None:
-        if grace_s > 0:
-            _signal(proc, first)
-            try:
-                async with asyncio.timeout(grace_s):
-                    await proc.wait()
-            except TimeoutError:
-                pass
-        if proc.returncode is None:
-            _signal(proc, signal.SIGKILL)
-        await asyncio.shield(proc.wait())
+        _signal(proc, signal.SIGKILL)
+    await asyncio.shield(proc.wait())
     return proc.returncode if proc.returncode is not None else -1
 
 
@@ -156,12 +166,59 @@ def pid_alive(pid: int) -> bool:
 
 
 def signal_pid(pid: int, sig: int) -> bool:
-    """Signal a process we did not start (an orphan of a killed run). False if it is gone."""
+    """Signal a process we did not start (an orphan of a killed run).
+
+    False if it is gone; PermissionError if it belongs to a user we may not signal.
+    """
     try:
         os.kill(pid, sig)
     except ProcessLookupError:
         return False
     return True
+
+
+async def wait_gone(pid: int, timeout_s: float) -> bool:
+    """Wait up to `timeout_s` for a process we did not start to exit; True once it has.
+
+    Uses a pidfd (readable when the process exits) where the kernel has them, so the wait is an
+    event, not a poll; older kernels fall back to checking every 50 ms.
+    """
+    if not pid_alive(pid):
+        return True
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        fd = None
+    loop = asyncio.get_running_loop()
+    if fd is not None:
+        exited: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(fd, readable)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await exited
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+        return not pid_alive(pid)
+    deadline = loop.time() + timeout_s
+    while pid_alive(pid) and loop.time() < deadline:  # noqa: ASYNC110 - no pidfd to wait on
+        await asyncio.sleep(0.05)
+    return not pid_alive(pid)
+
+
+def cwd(pid: int) -> str | None:
+    """The working directory of a running process, or None when it is gone or not ours to see."""
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
 
 
 def cmdline(pid: int) -> list[str]:

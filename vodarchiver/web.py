@@ -35,6 +35,8 @@ from vodarchiver.metrics import CONTENT_TYPE, Metrics
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_CORRELATION_ID = 128
+# Any other method becomes "other": a label per invented method would grow /metrics without end.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: logged at debug
 
 
@@ -89,7 +91,8 @@ class RequestContext:
                 elapsed = time.perf_counter() - begin
                 route = scope.get("route")
                 template = getattr(route, "path", "unmatched")
-                self._metrics.http_requests.labels(scope["method"], template, str(status)).inc()
+                method = scope["method"] if scope["method"] in _METHODS else "other"
+                self._metrics.http_requests.labels(method, template, str(status)).inc()
                 self._metrics.http_duration.labels(template).observe(elapsed)
                 quiet = template in _QUIET_ROUTES and status < 500
                 self._log.log(

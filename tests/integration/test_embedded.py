@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import grp
 import os
 import shutil
 import sys
@@ -15,6 +16,7 @@ import pytest
 
 from tests.conftest import make_open_dir
 from vodarchiver import process
+from vodarchiver.db import acl
 from vodarchiver.db.embedded import EmbeddedPostgres, choose_run_as
 from vodarchiver.errors import EmbeddedPostgresError, StartupError
 
@@ -92,11 +94,16 @@ async def test_an_orphaned_server_is_stopped_and_replaced_without_loss(data_dir:
 
 
 async def test_a_stale_pid_file_is_not_mistaken_for_a_server(data_dir: Path) -> None:
-    """A postmaster.pid naming a pid that is now some other process does not block the start."""
+    """A postmaster.pid naming a pid now used by another process, even one called postgres, is not signalled."""
     server = EmbeddedPostgres(data_dir, durable=False)
     await server.start()
     await server.stop()
-    sleeper = await asyncio.create_subprocess_exec("sleep", "30")
+    impostor = (
+        data_dir / "bin" / "postgres"
+    )  # like another server's process: named postgres, not ours
+    impostor.parent.mkdir()
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", impostor)
+    sleeper = await asyncio.create_subprocess_exec(str(impostor), "30")
     try:
         (server.cluster / "postmaster.pid").write_text(f"{sleeper.pid}\n{server.cluster}\n")
         again = EmbeddedPostgres(data_dir, durable=False)
@@ -144,6 +151,34 @@ async def test_a_missing_password_file_is_explained(data_dir: Path) -> None:
         await EmbeddedPostgres(data_dir, durable=False).start()
 
 
+async def test_a_taken_fixed_port_names_embedded_pg_port(data_dir: Path) -> None:
+    """EMBEDDED_PG_PORT already in use is a StartupError naming that variable."""
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = blocker.sockets[0].getsockname()[1]
+    try:
+        with pytest.raises(StartupError) as caught:
+            await EmbeddedPostgres(data_dir, port=port, durable=False).start()
+    finally:
+        blocker.close()
+        await blocker.wait_closed()
+    assert caught.value.variable == "EMBEDDED_PG_PORT"
+
+
+async def test_the_server_gets_a_minimal_environment(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon's environment (which may hold secrets) is not handed to the server process."""
+    monkeypatch.setenv("VODARCHIVER_TEST_SECRET_MARKER", "leak-me-not")
+    server = EmbeddedPostgres(data_dir, durable=False)
+    await server.start()
+    try:
+        environ = await asyncio.to_thread(Path(f"/proc/{server.pid}/environ").read_bytes)
+    finally:
+        await server.stop()
+    assert b"leak-me-not" not in environ
+    assert b"LC_ALL=C" in environ
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root has to pick another user for PostgreSQL")
 async def test_as_root_the_server_runs_as_an_unprivileged_user(data_dir: Path) -> None:
     """Run as root, the server's processes and files belong to an unprivileged user."""
@@ -162,13 +197,23 @@ async def test_as_root_the_server_runs_as_an_unprivileged_user(data_dir: Path) -
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another user")
 async def test_as_root_a_private_checkout_is_opened_to_the_server_user_only(data_dir: Path) -> None:
-    """A DATA_DIR under a 0700 directory works: the server user alone gains search permission."""
+    """A DATA_DIR under a 0700 directory, or a 0710 one whose group the server user is in, works; only that user gains access."""
     private = data_dir / "private"
     private.mkdir(mode=0o700)
-    server = EmbeddedPostgres(private / "data", durable=False)
-    await server.start()
-    try:
-        assert private.stat().st_mode & 0o007 == 0  # nothing granted to other users
-        assert os.getxattr(private, "system.posix_acl_access")
-    finally:
-        await server.stop()
+    grouped = data_dir / "grouped"
+    grouped.mkdir()
+    run_as = choose_run_as(grouped / "nothing-yet")
+    assert run_as is not None
+    member_of = [g.gr_gid for g in grp.getgrall() if run_as.name in g.gr_mem]
+    if member_of:  # supplementary groups do not count: the server runs with its primary group only
+        os.chown(grouped, 0, member_of[0])
+        grouped.chmod(0o710)
+    for parent in (private, grouped):
+        server = EmbeddedPostgres(parent / "data", durable=False)
+        await server.start()
+        try:
+            assert parent.stat().st_mode & 0o007 == 0  # nothing granted to other users
+            assert acl.can_search(parent, run_as.uid, {run_as.gid})
+        finally:
+            await server.stop()
+    assert not acl.can_search(private, 65534 if run_as.uid != 65534 else 1, {65534})

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from tests.conftest import DatabaseFactory
-from vodarchiver.db.migrate import load_migrations, migrate
+from vodarchiver import logs
+from vodarchiver.db.migrate import ADVISORY_LOCK_KEY, load_migrations, migrate
 from vodarchiver.errors import MigrationError
 from vodarchiver.models import DownloadState, VodState
 
@@ -106,3 +109,55 @@ async def test_runbook_sql_works(db_url: str) -> None:
             "DELETE FROM kv WHERE key IN ('circuit_state','circuit_failures','circuit_open_until');"
         )
         assert await (await conn.execute("SELECT count(*) FROM kv")).fetchone() == (0,)
+
+
+class EventStream(io.StringIO):
+    """A log stream that sets an asyncio.Event when a given event name is written."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+        self.seen = asyncio.Event()
+
+    def write(self, text: str) -> int:
+        if f'"event": "{self.name}"' in text:
+            self.seen.set()
+        return super().write(text)
+
+
+@pytest.fixture
+def lock_waiting() -> Iterator[EventStream]:
+    """JSON logs captured, with an event for the first `migration_lock_waiting`."""
+    stream = EventStream("migration_lock_waiting")
+    logs.configure("info", "json", stream=stream)
+    yield stream
+    logs.configure("info", "text")
+
+
+async def test_a_held_lock_times_out_naming_its_holder(
+    databases: DatabaseFactory, lock_waiting: EventStream
+) -> None:
+    """If another session keeps the migration lock, migrate gives up after its timeout and names the holder."""
+    url = await databases.empty()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as holder:
+        pid = (await (await holder.execute("SELECT pg_backend_pid()")).fetchone() or [0])[0]
+        await holder.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        with pytest.raises(MigrationError, match=rf"\[{pid}\].*MIGRATION_LOCK_TIMEOUT"):
+            await migrate(url, lock_timeout_s=0.5)
+    assert lock_waiting.seen.is_set()
+    assert f'"holders": [{pid}]' in lock_waiting.getvalue()
+
+
+async def test_migrate_waits_for_the_lock_then_proceeds(
+    databases: DatabaseFactory, lock_waiting: EventStream
+) -> None:
+    """A migrator that finds the lock taken waits, and applies the schema once it is released."""
+    url = await databases.empty()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as holder:
+        await holder.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        waiting = asyncio.create_task(migrate(url, lock_timeout_s=30))
+        await asyncio.wait_for(lock_waiting.seen.wait(), 10)
+        assert not waiting.done()
+        await holder.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+        applied = await asyncio.wait_for(waiting, 10)
+    assert applied == load_migrations()

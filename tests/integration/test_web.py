@@ -146,6 +146,16 @@ async def test_metrics_pass_promtool_and_show_queue_depth(surface: Surface) -> N
     assert checked.returncode == 0, out.decode()
 
 
+async def test_invented_http_methods_do_not_grow_the_metrics(surface: Surface) -> None:
+    """A request with a made-up method is counted under method="other", not under its own label."""
+    await surface.client.request("AAA1", "/healthz")
+    text = (await surface.client.get("/metrics")).text
+    assert 'method="AAA1"' not in text
+    assert (
+        'vodarchiver_http_requests_total{method="other",route="/healthz",status="405"} 1.0' in text
+    )
+
+
 async def test_metrics_registry_is_per_instance() -> None:
     """Two Metrics objects do not share state (no module-global registry)."""
     a, b = Metrics("1"), Metrics("2")

@@ -184,3 +184,31 @@ def test_every_variable_has_a_valid_default() -> None:
     for var in VARIABLES:
         if var.default is not None:
             var.parse(var.default)
+
+
+@pytest.mark.parametrize("raw", ["inf", "nan", "1e400", "infinity", "400d"])
+def test_durations_must_be_finite_and_sane(raw: str) -> None:
+    """Infinite, NaN or absurd durations are refused (SHUTDOWN_TIMEOUT=inf would remove the bound)."""
+    with pytest.raises(ConfigError, match="SHUTDOWN_TIMEOUT"):
+        load(SHUTDOWN_TIMEOUT=raw)
+
+
+def test_key_value_password_may_contain_a_url_like_text() -> None:
+    """A key=value string is not mistaken for a URL because its password contains ://."""
+    url = parse_database_url("host=db dbname=v password=a://b")
+    assert url.password == Secret("a://b")
+
+
+def test_percent_encoded_password_is_scrubbed_in_both_forms() -> None:
+    """The password as written in the URL (p%40ss) and as decoded (p@ss) are both secrets."""
+    settings = load(DATABASE_URL="postgresql://u:p%40ss-Word-1@h/db")
+    assert {"p@ss-Word-1", "p%40ss-Word-1"} <= set(settings.secret_values())
+
+
+def test_env_file_values_are_taken_literally(tmp_path: Path) -> None:
+    """No ${VAR} expansion in .env: a password with $ arrives exactly as written."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("DATABASE_URL=postgresql://u:pa${HOME}ss@h/db\n")
+    settings = load_settings({"ENV_FILE": str(env_file), "HOME": "/root"})
+    assert settings.database_url is not None
+    assert settings.database_url.password == Secret("pa${HOME}ss")

@@ -14,9 +14,10 @@ from vodarchiver import logs
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    """Capture what the log pipeline writes; restore a plain configuration afterwards."""
+    """Capture what the log pipeline writes; restore a plain configuration and no secrets afterwards."""
     out = io.StringIO()
     yield out
+    logs.forget_secrets()
     logs.configure("info", "text")
 
 
@@ -77,6 +78,27 @@ def test_secrets_are_scrubbed_everywhere(stream: io.StringIO) -> None:
     text = stream.getvalue()
     assert "pw-Zq9-secret" not in text
     assert text.count("**********") >= 5
+
+
+def test_tracebacks_carry_no_locals_so_long_secrets_cannot_leak_cut(stream: io.StringIO) -> None:
+    """A long secret in a frame's local variable appears neither whole nor cut short in a JSON traceback."""
+    secret = "S" + "k3y-" * 20 + "end"  # longer than structlog's 80-character cut of locals
+    logs.register_secrets([secret])
+    logs.configure("info", "json", stream=stream)
+
+    def connect(conninfo: str) -> None:
+        raise ConnectionError("could not connect")
+
+    try:
+        connect(f"host=h password={secret}")
+    except ConnectionError:
+        logs.get_logger("t").exception("daemon_crashed")
+    (line,) = lines(stream)
+    assert "k3y-k3y-k3y" not in stream.getvalue()
+    exception = line["exception"]
+    assert isinstance(exception, list)
+    assert exception[0]["exc_type"] == "ConnectionError"
+    assert exception[0]["frames"]
 
 
 def test_text_format_is_logfmt_with_the_event_first(stream: io.StringIO) -> None:

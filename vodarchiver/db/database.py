@@ -85,6 +85,7 @@ class Database:
     async def open(cls, settings: Settings) -> Database:
         """Start or reach PostgreSQL, apply migrations, open the pool."""
         embedded: EmbeddedPostgres | None = None
+        pool: psycopg_pool.AsyncConnectionPool[Any] | None = None
         if settings.database_url is None:
             embedded = EmbeddedPostgres(settings.data_dir, port=settings.embedded_pg_port)
             conninfo = await embedded.start()
@@ -95,8 +96,8 @@ class Database:
         try:
             if embedded is None:
                 await wait_for_connection(conninfo, target, settings.database_connect_timeout_s)
-            await migrate(conninfo)
-            pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
+            await migrate(conninfo, lock_timeout_s=settings.migration_lock_timeout_s)
+            pool = psycopg_pool.AsyncConnectionPool(
                 conninfo,
                 min_size=settings.database_pool_min_size,
                 max_size=settings.database_pool_max_size,
@@ -110,6 +111,8 @@ class Database:
             )
             await pool.open(wait=settings.database_pool_min_size > 0, timeout=30.0)
         except BaseException:
+            if pool is not None:  # cancelled while opening: its workers would keep reconnecting
+                await pool.close(timeout=1.0)
             if embedded is not None:
                 await embedded.stop()
             raise
@@ -122,9 +125,9 @@ class Database:
             embedded=embedded,
         )
 
-    async def aclose(self) -> None:
-        """Close the probe and the pool, then stop the embedded server if we run one."""
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        """Close the probe and the pool, then stop the embedded server, within `timeout_s`."""
         await self.probe.aclose()
-        await self.pool.close(timeout=5.0)
+        await self.pool.close(timeout=min(1.0, timeout_s / 4))
         if self.embedded is not None:
-            await self.embedded.stop()
+            await self.embedded.stop(timeout_s=max(0.5, timeout_s * 3 / 4))

@@ -25,8 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import grp
 import importlib.util
+import itertools
 import os
 import pwd
 import re
@@ -43,7 +43,7 @@ from psycopg import sql
 from vodarchiver import process
 from vodarchiver.db import acl
 from vodarchiver.errors import EmbeddedPostgresError, StartupError
-from vodarchiver.logs import get_logger
+from vodarchiver.logs import get_logger, register_secrets
 from vodarchiver.process import RunAs
 
 SUPERUSER = "vodarchiver"
@@ -88,6 +88,32 @@ def free_loopback_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _check_port_free(port: int) -> None:
+    """StartupError(EMBEDDED_PG_PORT) when something already listens on 127.0.0.1:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL binds: connections of a previous run in TIME_WAIT do not block the port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise StartupError(
+                "EMBEDDED_PG_PORT", f"127.0.0.1:{port} cannot be used: {exc.strerror}"
+            ) from None
+
+
+def _write_private(path: Path, text: str, owner: RunAs | None = None) -> None:
+    """Write a file that only its owner can read, with no moment at which others could."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        if owner is not None:
+            os.fchown(fd, owner.uid, owner.gid)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 class EmbeddedPostgres:
@@ -160,7 +186,8 @@ class EmbeddedPostgres:
             if not (self.cluster / "PG_VERSION").exists():
                 await self._initdb(bin_dir)
             self._check_version(major)
-            _ = self.password  # fail before launching when the password file is gone
+            # Fails before launching when the password file is gone; never logged from here on.
+            register_secrets([self.password])
             await self._stop_orphan()
             await self._launch(bin_dir)
             await self._ensure_database()
@@ -169,11 +196,13 @@ class EmbeddedPostgres:
             raise
         return self.conninfo
 
-    async def stop(self) -> None:
-        """Fast shutdown (SIGINT), escalating to immediate (SIGQUIT) and SIGKILL; idempotent."""
+    async def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
+        """Stop within `timeout_s`: fast shutdown (SIGINT), then immediate (SIGQUIT), then
+        SIGKILL only if both were ignored. Idempotent."""
         if self._proc is not None:
             pid = self._proc.pid
-            code = await process.terminate(self._proc, first=signal.SIGINT, grace_s=_STOP_TIMEOUT_S)
+            ladder = ((signal.SIGINT, timeout_s * 0.8), (signal.SIGQUIT, timeout_s * 0.2))
+            code = await process.terminate(self._proc, ladder=ladder)
             self._log.info("embedded_pg_stopped", pid=pid, exit_code=code)
             self._proc = None
         self.port = None
@@ -225,7 +254,9 @@ class EmbeddedPostgres:
         if self._run_as is None:
             return
         run_as = self._run_as
-        gids = {run_as.gid, *(g.gr_gid for g in grp.getgrall() if run_as.name in g.gr_mem)}
+        # The server is started with its primary group only (process.start: extra_groups=[]),
+        # so supplementary groups must not count here.
+        gids = {run_as.gid}
         blocked = sorted(
             {*acl.blocked_directories(self.root, run_as.uid, gids),
              *acl.blocked_directories(bin_dir, run_as.uid, gids)}
@@ -254,7 +285,9 @@ class EmbeddedPostgres:
         postgres = bin_dir / "postgres"
         if not postgres.is_file():
             raise EmbeddedPostgresError(f"no PostgreSQL server binary at {postgres}")
-        done = await process.run([str(postgres), "--version"], run_as=self._run_as, timeout_s=30)
+        done = await process.run(
+            [str(postgres), "--version"], run_as=self._run_as, env=process.MINIMAL_ENV, timeout_s=30
+        )
         match = re.search(r"PostgreSQL\)\s+(\d+)", done.output)
         if done.returncode != 0 or match is None:
             raise EmbeddedPostgresError(
@@ -277,11 +310,9 @@ class EmbeddedPostgres:
         staging.mkdir(mode=0o700)
         password = secrets.token_urlsafe(32)
         pwfile = self.root / "initdb.pw"
-        pwfile.write_text(password + "\n", encoding="utf-8")
-        pwfile.chmod(0o600)
+        _write_private(pwfile, password + "\n", owner=self._run_as)
         if self._run_as is not None:
             os.chown(staging, self._run_as.uid, self._run_as.gid)
-            os.chown(pwfile, self._run_as.uid, self._run_as.gid)
         argv = [
             str(bin_dir / "initdb"),
             "-D", str(staging),
@@ -296,7 +327,9 @@ class EmbeddedPostgres:
             argv.append("--no-sync")
         self._log.info("embedded_pg_initdb", cluster=str(self.cluster), user=self._user_name)
         try:
-            done = await process.run(argv, run_as=self._run_as, timeout_s=300)
+            done = await process.run(
+                argv, run_as=self._run_as, env=process.MINIMAL_ENV, timeout_s=300
+            )
         finally:
             pwfile.unlink(missing_ok=True)
         if done.returncode != 0:
@@ -304,9 +337,22 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(
                 f"initdb failed (exit {done.returncode}): {done.output[-2000:]}"
             )
-        self.password_file.write_text(password + "\n", encoding="utf-8")
-        self.password_file.chmod(0o600)
+        _write_private(self.password_file, password + "\n")
         staging.rename(self.cluster)
+
+    def _is_our_postmaster(self, pid: int) -> bool:
+        """Whether `pid` is a PostgreSQL server of *this* cluster, not merely any postgres.
+
+        A postmaster runs with `-D <cluster>` and its working directory is the cluster, so a
+        pid that a stale postmaster.pid names but that now belongs to another server (the
+        system's PostgreSQL, say) is never mistaken for ours.
+        """
+        argv = process.cmdline(pid)
+        if not argv or Path(argv[0]).name != "postgres":
+            return False
+        cluster = str(self.cluster)
+        in_argv = any(a == "-D" and b == cluster for a, b in itertools.pairwise(argv))
+        return in_argv or process.cwd(pid) == cluster
 
     async def _stop_orphan(self) -> None:
         """Shut down a server a killed run left behind in our cluster (we hold the lock)."""
@@ -316,31 +362,33 @@ class EmbeddedPostgres:
             pid = int(first_line.strip())
         except (FileNotFoundError, IndexError, ValueError):
             return
-        argv = process.cmdline(pid)
-        if not argv or "postgres" not in Path(argv[0]).name:
-            # A stale file whose pid now belongs to someone else; PostgreSQL could mistake it for
-            # a live server, and we hold the lock, so it is ours to remove.
+        if not self._is_our_postmaster(pid):
+            # A stale file whose pid now belongs to another process; PostgreSQL could mistake it
+            # for a live server, and we hold the lock, so it is ours to remove.
             pidfile.unlink(missing_ok=True)
             return
         self._log.warning("embedded_pg_orphan_found", pid=pid)
-        process.signal_pid(pid, signal.SIGINT)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + _STOP_TIMEOUT_S
-        escalated = False
-        while process.pid_alive(pid):
-            if loop.time() > deadline and not escalated:
-                process.signal_pid(pid, signal.SIGQUIT)
-                escalated = True
-                deadline = loop.time() + _STOP_TIMEOUT_S
-            elif loop.time() > deadline:
-                raise EmbeddedPostgresError(f"a leftover PostgreSQL (pid {pid}) will not stop")
-            await asyncio.sleep(0.05)
+        try:
+            for sig, wait_s in ((signal.SIGINT, 8.0), (signal.SIGQUIT, 2.0), (signal.SIGKILL, 2.0)):
+                process.signal_pid(pid, sig)
+                if await process.wait_gone(pid, wait_s):
+                    break
+        except PermissionError:
+            raise StartupError(
+                "DATA_DIR",
+                f"a PostgreSQL left running in {self.cluster} (pid {pid}) belongs to another user "
+                "and cannot be stopped by this one; stop it, or run as its owner",
+            ) from None
+        if process.pid_alive(pid):
+            raise EmbeddedPostgresError(f"a leftover PostgreSQL (pid {pid}) will not stop")
         self._log.info("embedded_pg_orphan_stopped", pid=pid)
 
     async def _launch(self, bin_dir: Path) -> None:
         # Opened once per start and handed to the server, which writes it until stop().
         self._log_fh = open(self.log_file, "ab")  # noqa: SIM115, ASYNC230
         attempts = 1 if self._requested_port else 3
+        if self._requested_port:
+            _check_port_free(self._requested_port)
         for attempt in range(1, attempts + 1):
             self.port = self._requested_port or free_loopback_port()
             argv = [
@@ -359,6 +407,7 @@ class EmbeddedPostgres:
             self._proc = await process.start(
                 argv,
                 run_as=self._run_as,
+                env=process.MINIMAL_ENV,
                 stdout=self._log_fh,
                 stderr=self._log_fh,
                 die_with_parent=signal.SIGINT if self._die_with_parent else None,
@@ -399,9 +448,15 @@ class EmbeddedPostgres:
             except psycopg.OperationalError:
                 await asyncio.sleep(0.05)
                 continue
-            await conn.close()
+            async with conn:
+                cur = await conn.execute("SELECT current_setting('data_directory')")
+                row = await cur.fetchone()
+            if row is None or str(row[0]) != str(self.cluster):  # the -D we passed
+                raise EmbeddedPostgresError(
+                    f"another PostgreSQL answers on 127.0.0.1:{self.port}, not ours"
+                )
             return True
-        await process.terminate(self._proc, first=signal.SIGINT)
+        await process.terminate(self._proc, ladder=((signal.SIGINT, 4.0), (signal.SIGQUIT, 1.0)))
         raise EmbeddedPostgresError(
             f"PostgreSQL did not accept connections within {_READY_TIMEOUT_S:.0f}s; "
             f"its log ends with:\n{self._log_tail()}"

@@ -10,11 +10,13 @@ message instead of guessing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.rows import tuple_row
@@ -25,6 +27,8 @@ from vodarchiver.logs import get_logger
 
 # An arbitrary constant: pg_advisory_lock keys are global to the database, so make ours distinct.
 ADVISORY_LOCK_KEY = 0x76_6F_64_61_72_63  # "vodarc"
+_LOCK_POLL_S = 0.1
+_REPORT_EVERY_S = 5.0
 
 _FILENAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -89,13 +93,49 @@ def plan(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> li
     return [m for m in migrations if m.version not in applied]
 
 
-async def migrate(conninfo: str, migrations: list[Migration] | None = None) -> list[Migration]:
+async def _take_lock(conn: psycopg.AsyncConnection[Any], timeout_s: float) -> None:
+    """Take the migration lock, waiting up to `timeout_s` and saying who holds it meanwhile."""
+    log = get_logger("migrate")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    next_report = loop.time()
+    while True:
+        cur = await conn.execute(q("migrations_try_lock"), {"key": ADVISORY_LOCK_KEY})
+        row = await cur.fetchone()
+        if row is not None and row[0]:
+            return
+        now = loop.time()
+        if now >= deadline or now >= next_report:
+            cur = await conn.execute(q("migrations_lock_holders"), {"key": ADVISORY_LOCK_KEY})
+            holders = [int(r[0]) for r in await cur.fetchall()]
+            if now >= deadline:
+                raise MigrationError(
+                    f"the migration lock is still held after {timeout_s:g}s (backend pids "
+                    f"{holders}); another replica may be stuck migrating (MIGRATION_LOCK_TIMEOUT)"
+                )
+            log.info("migration_lock_waiting", holders=holders)
+            next_report = now + _REPORT_EVERY_S
+        await asyncio.sleep(_LOCK_POLL_S)
+
+
+async def migrate(
+    conninfo: str,
+    migrations: list[Migration] | None = None,
+    *,
+    lock_timeout_s: float = 600.0,
+) -> list[Migration]:
     """Apply pending migrations under the advisory lock; returns what was applied now."""
     migrations = migrations if migrations is not None else load_migrations()
     log = get_logger("migrate")
-    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
-        await conn.execute(q("migrations_lock"), {"key": ADVISORY_LOCK_KEY})
+    try:
+        connection = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"database unavailable: {exc}") from exc
+    async with connection as conn:
+        locked = False
         try:
+            await _take_lock(conn, lock_timeout_s)
+            locked = True
             await conn.execute(q("migrations_create_table"))
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute(q("migrations_applied"))
@@ -120,7 +160,7 @@ async def migrate(conninfo: str, migrations: list[Migration] | None = None) -> l
         except psycopg.Error as exc:
             raise MigrationError(f"applying migrations failed: {exc}") from exc
         finally:
-            if not conn.closed:
+            if locked and not conn.closed:
                 with contextlib.suppress(psycopg.Error):
                     await conn.execute(q("migrations_unlock"), {"key": ADVISORY_LOCK_KEY})
     log.info("schema_ready", applied_now=len(pending), version=migrations[-1].version)

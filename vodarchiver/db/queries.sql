@@ -14,8 +14,14 @@ SELECT key, value FROM kv WHERE key = ANY(%(keys)s);
 INSERT INTO kv (key, value, updated_at) VALUES (%(key)s, %(value)s, now())
 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
 
--- name: migrations_lock
-SELECT pg_advisory_lock(%(key)s);
+-- name: migrations_try_lock
+SELECT pg_try_advisory_lock(%(key)s);
+
+-- name: migrations_lock_holders
+-- A bigint advisory key is stored as classid (high 32 bits), objid (low 32 bits), objsubid 1.
+SELECT pid FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND objsubid = 1
+  AND ((classid::bigint << 32) | objid::bigint) = %(key)s;
 
 -- name: migrations_unlock
 SELECT pg_advisory_unlock(%(key)s);
