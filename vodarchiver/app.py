@@ -13,16 +13,23 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
+import httpx
+
 from vodarchiver import __version__
 from vodarchiver.config import Settings
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
+from vodarchiver.db.store import Store
 from vodarchiver.errors import EmbeddedPostgresError, StartupError
-from vodarchiver.health import DatabaseCheck, DataDirCheck, ReadinessCheck
+from vodarchiver.health import DatabaseCheck, DataDirCheck, ReadinessCheck, StaticCheck
 from vodarchiver.logs import get_logger
 from vodarchiver.metrics import Metrics
+from vodarchiver.models import CheckResult
+from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.supervisor import Supervisor
+from vodarchiver.twitch.auth import AppToken
+from vodarchiver.twitch.helix import HelixClient
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 
 EXIT_OK = 0
@@ -68,6 +75,55 @@ def _install_signal_handlers(on_stop: Callable[[], object], earlier: Sequence[in
         on_signal(signal.Signals(signum))
 
 
+def twitch_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The one HTTP client every Twitch call shares (connection reuse, one timeout policy)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.helix_timeout_s),
+        headers={"User-Agent": f"vodarchiver/{__version__}"},
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+    )
+
+
+def build_discovery(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    store: Store,
+    metrics: Metrics,
+    checks: list[ReadinessCheck],
+) -> Discovery | None:
+    """The discovery stage, or None (said in the log and in /readyz) when settings turn it off."""
+    reason = settings.discovery_off_reason()
+    if reason is not None or settings.twitch_client_secret is None:
+        reason = reason or "TWITCH_CLIENT_SECRET is not set"
+        get_logger("discovery").warning("discovery_disabled", reason=reason)
+        checks.append(
+            StaticCheck("twitch_credentials", CheckResult(False, f"discovery is off: {reason}"))
+        )
+        return None
+    token = AppToken(
+        http,
+        auth_url=settings.twitch_auth_url,
+        client_id=settings.twitch_client_id,
+        client_secret=settings.twitch_client_secret,
+        metrics=metrics,
+    )
+    checks.append(token)
+    helix = HelixClient(
+        http, token, api_url=settings.twitch_api_url, client_id=settings.twitch_client_id,
+        metrics=metrics,
+    )  # fmt: skip
+    get_logger("discovery").info(
+        "discovery_enabled",
+        channels=list(settings.channels),
+        interval_s=settings.discovery_interval_s,
+    )
+    return Discovery(
+        helix, store, metrics, channels=settings.channels,
+        retention_overrides=settings.twitch_retention_days,
+        interval_s=settings.discovery_interval_s,
+    )  # fmt: skip
+
+
 async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> int:
     """Run until a signal (exit 0) or until a supervised task dies (exit 1)."""
     log = get_logger("daemon")
@@ -95,9 +151,11 @@ async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> i
 
     exited = None
     drain_began = 0.0
+    http_client = twitch_http_client(settings)
     try:
         metrics = Metrics(__version__)
         checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
+        discovery = build_discovery(settings, http_client, db.store, metrics, checks)
         api = Api(
             store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
             started_at=started_at,
@@ -107,6 +165,8 @@ async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> i
         supervisor.start("http", server.serve(), stop=server.stop)
         if db.embedded is not None:
             supervisor.start("embedded_pg_watch", _watch_embedded(db.embedded))
+        if discovery is not None:
+            supervisor.start("discovery", discovery.run_forever())
         log.info(
             "daemon_started",
             version=__version__,
@@ -126,6 +186,7 @@ async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> i
             drain_ms=round((time.perf_counter() - drain_began) * 1000, 1),
         )
     finally:
+        await http_client.aclose()
         spent = time.perf_counter() - drain_began if drain_began else 0.0
         await db.aclose(timeout_s=max(1.0, settings.shutdown_timeout_s - spent))
         sock.close()

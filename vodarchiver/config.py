@@ -190,6 +190,55 @@ def parse_database_url(raw: str) -> DatabaseUrl:
     )
 
 
+_LOGIN = re.compile(r"^[a-z0-9_]{1,25}$")
+
+
+def parse_logins(raw: str) -> tuple[str, ...]:
+    """`alice, Bob ,carol` -> ('alice', 'bob', 'carol'): logins, lower-cased, deduplicated."""
+    logins: list[str] = []
+    for part in raw.split(","):
+        login = part.strip().lower()
+        if not login:
+            continue
+        if not _LOGIN.match(login):
+            raise ValueError(f"{part.strip()!r} is not a Twitch login (letters, digits, _)")
+        if login not in logins:
+            logins.append(login)
+    return tuple(logins)
+
+
+def _retention_overrides(raw: str) -> dict[str, int]:
+    """`alice=60,bob=14` -> {'alice': 60, 'bob': 14}."""
+    overrides: dict[str, int] = {}
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        login, sep, days = part.partition("=")
+        login = login.strip().lower()
+        if not sep or not _LOGIN.match(login) or not days.strip().isdigit():
+            raise ValueError(f"expected login=days pairs such as alice=60,bob=14, got {part!r}")
+        if not 1 <= int(days) <= 3650:
+            raise ValueError(f"{login}: days must be between 1 and 3650")
+        overrides[login] = int(days)
+    return overrides
+
+
+def _http_url(raw: str) -> str:
+    text = raw.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {raw!r}")
+    return text
+
+
+def _nonempty(raw: str) -> str:
+    return raw.strip()
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw.strip())
+
+
 def _path(raw: str) -> Path:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -213,6 +262,47 @@ class Variable:
 
 
 VARIABLES: tuple[Variable, ...] = (
+    # Twitch
+    Variable(
+        "TWITCH_CHANNELS", "twitch_channels", "Twitch", "",
+        "Channels to archive: comma-separated Twitch logins.", parse_logins,
+    ),
+    Variable(
+        "TWITCH_CHANNEL", "twitch_channel", "Twitch", "",
+        "The runbook's single-channel form; added to `TWITCH_CHANNELS`.", parse_logins,
+    ),
+    Variable(
+        "TWITCH_CLIENT_ID", "twitch_client_id", "Twitch", "",
+        "Client id of your Twitch application (dev.twitch.tv/console); with the secret, it "
+        "obtains the app token discovery uses. Without both, discovery is off.", _nonempty,
+    ),
+    Variable(
+        "TWITCH_CLIENT_SECRET", "twitch_client_secret", "Twitch", None,
+        "Client secret of that application.", _secret, secret=True,
+    ),
+    Variable(
+        "TWITCH_API_URL", "twitch_api_url", "Twitch", "https://api.twitch.tv/helix",
+        "Base URL of the Helix API.", _http_url,
+    ),
+    Variable(
+        "TWITCH_AUTH_URL", "twitch_auth_url", "Twitch", "https://id.twitch.tv/oauth2",
+        "Base URL of Twitch's OAuth server (its `/token` gives the app token).", _http_url,
+    ),
+    Variable(
+        "TWITCH_RETENTION_DAYS", "twitch_retention_days", "Twitch", "",
+        "Per-channel override of how long Twitch keeps VODs, as `login=days` pairs "
+        "(`alice=60,bob=14`). Otherwise: 60 days for partners, 14 for affiliates, 7 for others.",
+        _retention_overrides,
+    ),
+    Variable(
+        "HELIX_TIMEOUT", "helix_timeout_s", "Twitch", "10s",
+        "Timeout of each Helix or token request.", _positive_duration,
+    ),
+    # Pipeline
+    Variable(
+        "DISCOVERY_INTERVAL", "discovery_interval_s", "Pipeline", "5m",
+        "How often each channel's VOD list is read from Helix.", _positive_duration,
+    ),
     # Database
     Variable(
         "DATABASE_URL", "database_url", "Database", None,
@@ -287,6 +377,15 @@ GROUPS: tuple[str, ...] = ("Twitch", "YouTube", "Database", "Storage", "Media", 
 class Settings:
     """Every setting, typed and validated. Build it with `load_settings`."""
 
+    twitch_channels: tuple[str, ...]
+    twitch_channel: tuple[str, ...]
+    twitch_client_id: str
+    twitch_client_secret: Secret | None
+    twitch_api_url: str
+    twitch_auth_url: str
+    twitch_retention_days: dict[str, int]
+    helix_timeout_s: float
+    discovery_interval_s: float
     database_url: DatabaseUrl | None
     database_pool_min_size: int
     database_pool_max_size: int
@@ -300,6 +399,23 @@ class Settings:
     shutdown_timeout_s: float
     env_file: Path
     unknown_env_file_keys: tuple[str, ...] = ()
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Every channel to archive: TWITCH_CHANNELS, then TWITCH_CHANNEL if not already there."""
+        return tuple(dict.fromkeys((*self.twitch_channels, *self.twitch_channel)))
+
+    def discovery_off_reason(self) -> str | None:
+        """Why discovery cannot run with these settings, or None when it can."""
+        missing = [name for name, value in (
+            ("TWITCH_CLIENT_ID", self.twitch_client_id),
+            ("TWITCH_CLIENT_SECRET", self.twitch_client_secret and self.twitch_client_secret.get()),
+        ) if not value]  # fmt: skip
+        if missing:
+            return f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set"
+        if not self.channels:
+            return "no channel configured (TWITCH_CHANNELS or TWITCH_CHANNEL)"
+        return None
 
     def secret_values(self) -> tuple[str, ...]:
         """Every secret string, so the logger can scrub them wherever they appear."""
@@ -322,7 +438,11 @@ class Settings:
             elif isinstance(value, DatabaseUrl):
                 shown[var.name] = value.redacted + (" (password set)" if value.password else "")
             elif isinstance(value, Secret):
-                shown[var.name] = REDACTED
+                shown[var.name] = REDACTED if value.get() else "(unset)"
+            elif isinstance(value, tuple):
+                shown[var.name] = ",".join(value) or "(none)"
+            elif isinstance(value, dict):
+                shown[var.name] = ",".join(f"{k}={v}" for k, v in value.items()) or "(none)"
             else:
                 shown[var.name] = str(value)
         return shown
@@ -367,6 +487,11 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "DATABASE_POOL_MIN_SIZE: must not exceed DATABASE_POOL_MAX_SIZE "
             f"({pool_min} > {pool_max})"
         )
+    client_id, secret = values.get("twitch_client_id"), values.get("twitch_client_secret")
+    if client_id and not (secret and secret.get()):
+        problems.append("TWITCH_CLIENT_SECRET: must be set when TWITCH_CLIENT_ID is")
+    if secret and secret.get() and not client_id:
+        problems.append("TWITCH_CLIENT_ID: must be set when TWITCH_CLIENT_SECRET is")
     if problems:
         raise ConfigError(problems)
 

@@ -5,11 +5,16 @@
     ├── StartupError           the environment refuses us at start-up (port taken, database
     │                          unreachable); names the variable to fix; exit code 2
     ├── TransientError         retry later; nothing is wrong with the item itself
-    │   └── DatabaseUnavailable
+    │   ├── DatabaseUnavailable
+    │   └── HelixUnavailable   Helix or the token server failed even after our retries
     └── PermanentError         stop and say why; retrying will not help
         ├── MigrationError     the schema cannot be brought up to date
-        └── EmbeddedPostgresError
-                               the private PostgreSQL server could not be prepared or started
+        ├── EmbeddedPostgresError
+        │                      the private PostgreSQL server could not be prepared or started
+        ├── TwitchCredentialsError
+        │                      Twitch refused TWITCH_CLIENT_ID/TWITCH_CLIENT_SECRET
+        ├── HelixRequestError  Helix refused the request itself (a 4xx other than 401/429)
+        └── HelixDataError     an answer or an item lacks the documented shape (skip it)
 
 Third-party exceptions are translated at the adapter boundary (`raise ... from exc`), so code
 above the adapters only ever handles these.
@@ -48,6 +53,10 @@ class DatabaseUnavailable(TransientError):
     """PostgreSQL did not answer in time or the connection broke."""
 
 
+class HelixUnavailable(TransientError):
+    """Helix kept failing (5xx, network, timeouts, 429s) through every retry."""
+
+
 class PermanentError(VodarchiverError):
     """A failure that retrying will not cure; the caller stops and reports it."""
 
@@ -58,3 +67,19 @@ class MigrationError(PermanentError):
 
 class EmbeddedPostgresError(PermanentError):
     """The embedded PostgreSQL server could not be prepared or started."""
+
+
+class TwitchCredentialsError(PermanentError):
+    """Twitch's token server refused our client id or secret; the message says Twitch's reason."""
+
+
+class HelixRequestError(PermanentError):
+    """Helix refused the request itself (400, 403, 404 ...); retrying it unchanged is pointless."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class HelixDataError(PermanentError):
+    """A Helix answer, or one item of it, does not have the documented shape."""

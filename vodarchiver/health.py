@@ -13,14 +13,13 @@ import math
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.errors import DatabaseUnavailable
-from vodarchiver.models import StatusCategory, VodState
+from vodarchiver.models import CheckResult, StatusCategory, VodState
 
 CHECK_TIMEOUT_S = 2.0
 
@@ -29,14 +28,6 @@ MOVING_AVERAGE_KEYS = ("avg_download_ms", "avg_upload_ms", "avg_total_ms")
 CIRCUIT_KEYS = ("circuit_state", "circuit_failures", "circuit_open_until")
 LAST_RUN_KEY = "last_process_run"
 STATUS_KV_KEYS = (*MOVING_AVERAGE_KEYS, *CIRCUIT_KEYS, LAST_RUN_KEY)
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check's verdict and a human-readable detail (never a secret)."""
-
-    ok: bool
-    detail: str
 
 
 class ReadinessCheck(Protocol):
@@ -82,6 +73,17 @@ class DataDirCheck:
             return CheckResult(False, f"{self._path} is not writable")
         free = shutil.disk_usage(self._path).free
         return CheckResult(True, f"writable, {free / 2**30:.1f} GiB free")
+
+
+class StaticCheck:
+    """A verdict fixed at start-up, such as a subsystem switched off by its settings."""
+
+    def __init__(self, name: str, result: CheckResult) -> None:
+        self.name = name
+        self._result = result
+
+    async def check(self) -> CheckResult:
+        return self._result
 
 
 async def run_checks(checks: Sequence[ReadinessCheck]) -> dict[str, CheckResult]:

@@ -77,6 +77,41 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.helix_requests = Counter(
+            "helix_requests_total",
+            "Requests to Helix and Twitch's token server, by endpoint and status (or error).",
+            ["endpoint", "status"],
+            registry=self.registry,
+        )
+        self.helix_ratelimit_remaining = Gauge(
+            "helix_ratelimit_remaining",
+            "Points left in Twitch's rate-limit bucket, as its last answer said.",
+            registry=self.registry,
+        )
+        self.vods_discovered = Counter(
+            "vods_discovered_total",
+            "VODs seen for the first time, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.vods_expiring_soon = Gauge(
+            "vods_expiring_soon",
+            "VODs not archived yet that Twitch is expected to delete within 48 hours.",
+            registry=self.registry,
+        )
+        self.discovery_passes = Counter(
+            "discovery_passes_total",
+            "Discovery passes over one channel, by channel and outcome.",
+            ["channel", "outcome"],
+            registry=self.registry,
+        )
+        self.discovery_last_success = Gauge(
+            "discovery_last_success_timestamp_seconds",
+            "Unix time of the last complete discovery pass, by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+
     def record_vod_counts(self, counts: dict[VodState, int]) -> None:
         """Refresh the per-state gauges from a count of every state."""
         for state, n in counts.items():

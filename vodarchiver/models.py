@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One readiness check's verdict and a human-readable detail (never a secret)."""
+
+    ok: bool
+    detail: str
 
 
 class VodState(enum.StrEnum):
@@ -82,3 +93,42 @@ class DownloadState(enum.StrEnum):
     CANCELED = "canceled"
     GONE = "gone"
     SKIPPED_RESTRICTED = "skipped_restricted"
+
+
+@dataclass(frozen=True)
+class ChannelRecord:
+    """What we keep about a channel between passes (the login-to-id cache)."""
+
+    login: str
+    user_id: str
+    display_name: str
+    broadcaster_type: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A channel taken for one discovery pass, with what the previous passes left."""
+
+    catalogue_complete: bool
+    verified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class VodUpsert:
+    """One VOD as discovery writes it. `live` is None when liveness could not be determined."""
+
+    id: str
+    channel: str
+    stream_id: str | None
+    title: str
+    description: str
+    created_at: datetime
+    published_at: datetime | None
+    duration_s: int
+    url: str
+    thumbnail_url: str
+    viewable: str
+    muted_segments: list[dict[str, Any]]
+    retention_days: int
+    expires_at: datetime
+    live: bool | None

@@ -14,8 +14,9 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -32,12 +33,15 @@ from vodarchiver.errors import DatabaseUnavailable, StartupError
 from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summarize
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import CONTENT_TYPE, Metrics
+from vodarchiver.models import VodState
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_CORRELATION_ID = 128
 # Any other method becomes "other": a label per invented method would grow /metrics without end.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})  # probes: logged at debug
+_QUIET_ROUTES = frozenset(
+    {"/healthz", "/readyz", "/metrics", "/vods", "/vods/{vod_id}"}
+)  # probes: logged at debug
 
 
 def correlation_id(supplied: str | None) -> str:
@@ -165,12 +169,69 @@ class Api:
         try:
             await self._probe.ping()
             counts = await self._store.vod_counts_by_state(timeout_s=2.0)
+            expiring = await self._store.vods_expiring_soon(hours=48)
         except DatabaseUnavailable:
             self._metrics.database_up.set(0)
         else:
             self._metrics.database_up.set(1)
             self._metrics.record_vod_counts(counts)
+            self._metrics.vods_expiring_soon.set(expiring)
         return Response(self._metrics.render(), media_type=CONTENT_TYPE)
+
+    async def vods(self, request: Request) -> Response:
+        """VODs in queue order, paged: ?channel=&state=&limit=&offset=."""
+        query = request.query_params
+        state = query.get("state") or None
+        if state is not None and state not in _STATES:
+            return JSONResponse({"error": f"unknown state {state[:40]!r}"}, 400)
+        try:
+            limit = int(query.get("limit", "50"))
+            offset = int(query.get("offset", "0"))
+        except ValueError:
+            return JSONResponse({"error": "limit and offset must be whole numbers"}, 400)
+        if not 1 <= limit <= 500 or offset < 0:
+            return JSONResponse({"error": "limit must be 1..500 and offset >= 0"}, 400)
+        channel = (query.get("channel") or "").lower() or None
+        try:
+            rows = await self._store.vods_list(
+                channel=channel, state=state, limit=limit, offset=offset
+            )
+        except DatabaseUnavailable:
+            return JSONResponse({"error": "database unavailable"}, 503)
+        return JSONResponse(
+            {
+                "items": [vod_json(row) for row in rows],
+                "limit": limit,
+                "offset": offset,
+                "next_offset": offset + limit if len(rows) == limit else None,
+            }
+        )
+
+    async def vod(self, request: Request) -> Response:
+        """One VOD by its Twitch id."""
+        vod_id = str(request.path_params["vod_id"])
+        try:
+            row = await self._store.vod_get(vod_id)
+        except DatabaseUnavailable:
+            return JSONResponse({"error": "database unavailable"}, 503)
+        if row is None:
+            return JSONResponse({"error": "no such VOD"}, 404)
+        return JSONResponse(vod_json(row))
+
+
+_STATES = frozenset(s.value for s in VodState)
+# Columns whose names differ in the API: `date` is Helix's created_at; processing_error an error.
+_RENAMED = {"twitch_vod_id": "id", "date": "created_at", "created_at": "discovered_at",
+            "processing_error": "error"}  # fmt: skip
+
+
+def vod_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A VOD row as the API shows it: Twitch's id as `id`, times in ISO 8601."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = _RENAMED.get(key, key)
+        out[name] = value.isoformat() if isinstance(value, datetime) else value
+    return out
 
 
 def build_app(api: Api, metrics: Metrics) -> ASGIApp:
@@ -181,6 +242,8 @@ def build_app(api: Api, metrics: Metrics) -> ASGIApp:
             Route("/readyz", api.readyz, methods=["GET", "HEAD"]),
             Route("/status", api.status, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
+            Route("/vods", api.vods, methods=["GET"]),
+            Route("/vods/{vod_id}", api.vod, methods=["GET"]),
         ]
     )
     return RequestContext(app, metrics)

@@ -27,7 +27,9 @@ def documented() -> dict[str, tuple[str, str]]:
 
 def expected_default(default: str | None) -> str:
     """How a default is written in CONFIG.md."""
-    return "(unset)" if default is None else f"`{default}`"
+    if default is None:
+        return "(unset)"
+    return "(empty)" if default == "" else f"`{default}`"
 
 
 def test_every_setting_is_documented_with_its_default_and_group() -> None:

@@ -39,3 +39,108 @@ SELECT version, name, checksum FROM schema_migrations ORDER BY version;
 
 -- name: migrations_record
 INSERT INTO schema_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s);
+
+-- name: channel_upsert
+INSERT INTO channels (login, user_id, display_name, broadcaster_type)
+VALUES (%(login)s, %(user_id)s, %(display_name)s, %(broadcaster_type)s)
+ON CONFLICT (login) DO UPDATE SET
+    user_id = EXCLUDED.user_id,
+    display_name = EXCLUDED.display_name,
+    broadcaster_type = EXCLUDED.broadcaster_type,
+    updated_at = now();
+
+-- name: channels_known
+SELECT login, user_id, display_name, broadcaster_type FROM channels
+WHERE login = ANY(%(logins)s) AND user_id IS NOT NULL;
+
+-- name: channel_claim
+-- Take the channel for one pass unless another replica holds it, or polled it too recently.
+UPDATE channels SET poll_lease_until = now() + make_interval(secs => %(lease_s)s)
+WHERE login = %(login)s
+  AND (poll_lease_until IS NULL OR poll_lease_until < now())
+  AND (last_polled_at IS NULL OR last_polled_at <= now() - make_interval(secs => %(min_gap_s)s))
+RETURNING catalogue_complete, verified_at;
+
+-- name: channel_release
+UPDATE channels SET
+    poll_lease_until = NULL,
+    last_polled_at = now(),
+    catalogue_complete = catalogue_complete OR %(complete)s,
+    last_success_at = CASE WHEN %(error)s::text IS NULL THEN now() ELSE last_success_at END,
+    verified_at = CASE WHEN %(verified)s THEN now() ELSE verified_at END,
+    last_error = %(error)s::text,
+    updated_at = now()
+WHERE login = %(login)s;
+
+-- name: vods_durations
+SELECT twitch_vod_id, duration_s FROM vods WHERE twitch_vod_id = ANY(%(ids)s);
+
+-- name: vod_upsert
+-- %(live)s is true, false, or null (unknown: /streams could not be read this pass). A new VOD
+-- is queued only when its stream is known to have ended; an existing one moves between live and
+-- queued only on a definite answer, and a VOD that reappears after being marked gone is revived.
+INSERT INTO vods AS v (
+    twitch_vod_id, channel, stream_id, title, description, date, published_at, duration_s, url,
+    thumbnail_url, viewable, muted_segments, retention_days, expires_at, state, last_seen_at)
+VALUES (
+    %(id)s, %(channel)s, %(stream_id)s, %(title)s, %(description)s, %(created_at)s,
+    %(published_at)s, %(duration_s)s, %(url)s, %(thumbnail_url)s, %(viewable)s,
+    %(muted_segments)s, %(retention_days)s, %(expires_at)s,
+    CASE WHEN %(live)s::boolean IS FALSE THEN 'queued' ELSE 'live' END, now())
+ON CONFLICT (twitch_vod_id) DO UPDATE SET
+    stream_id = EXCLUDED.stream_id,
+    title = EXCLUDED.title,
+    description = EXCLUDED.description,
+    date = EXCLUDED.date,
+    published_at = EXCLUDED.published_at,
+    duration_s = EXCLUDED.duration_s,
+    url = EXCLUDED.url,
+    thumbnail_url = EXCLUDED.thumbnail_url,
+    viewable = EXCLUDED.viewable,
+    muted_segments = EXCLUDED.muted_segments,
+    retention_days = EXCLUDED.retention_days,
+    expires_at = EXCLUDED.expires_at,
+    last_seen_at = now(),
+    gone_at = CASE WHEN v.state = 'gone' THEN NULL ELSE v.gone_at END,
+    state = CASE
+        WHEN v.state = 'gone' THEN EXCLUDED.state
+        WHEN v.state = 'live' AND %(live)s::boolean IS FALSE THEN 'queued'
+        WHEN v.state = 'queued' AND %(live)s::boolean IS TRUE THEN 'live'
+        ELSE v.state END,
+    updated_at = now()
+RETURNING (xmax = 0) AS inserted, v.state;
+
+-- name: vods_unarchived
+-- VODs of a channel that exist only on Twitch so far (no local copy): the ones that can be lost.
+SELECT twitch_vod_id, date FROM vods
+WHERE channel = %(channel)s
+  AND state IN ('live', 'queued', 'waiting_for_disk', 'failed_retryable');
+
+-- name: vods_mark_gone
+UPDATE vods SET state = 'gone', download_state = 'gone', gone_at = now(), updated_at = now()
+WHERE twitch_vod_id = ANY(%(ids)s)
+  AND state IN ('live', 'queued', 'waiting_for_disk', 'failed_retryable')
+RETURNING twitch_vod_id;
+
+-- name: vods_list
+-- The queue order: manual priority first, then the nearest expiry.
+SELECT twitch_vod_id, channel, stream_id, title, state, download_state, priority, date,
+       published_at, duration_s, expires_at, youtube_url, processing_error, url, gone_at
+FROM vods
+WHERE (%(channel)s::text IS NULL OR channel = %(channel)s)
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+ORDER BY priority DESC, expires_at ASC NULLS LAST, id
+LIMIT %(limit)s OFFSET %(offset)s;
+
+-- name: vod_get
+SELECT twitch_vod_id, channel, stream_id, title, description, state, download_state, priority,
+       date, published_at, duration_s, url, thumbnail_url, viewable, muted_segments,
+       retention_days, expires_at, last_seen_at, gone_at, youtube_url, processing_error,
+       processed, created_at, updated_at
+FROM vods WHERE twitch_vod_id = %(id)s;
+
+-- name: vods_expiring_soon
+SELECT count(*) FROM vods
+WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
+                'waiting_for_auth', 'uploading', 'failed_retryable')
+  AND expires_at < now() + make_interval(hours => %(hours)s);

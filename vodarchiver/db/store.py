@@ -7,17 +7,20 @@ the connection breaks, so callers above the adapters never see psycopg exception
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+import dataclasses
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
 import psycopg_pool
-from psycopg.rows import tuple_row
+from psycopg.rows import dict_row, tuple_row
+from psycopg.types.json import Jsonb
 
 from vodarchiver.db.queries import q
 from vodarchiver.errors import DatabaseUnavailable
-from vodarchiver.models import VodState
+from vodarchiver.models import ChannelRecord, Claim, VodState, VodUpsert
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -61,3 +64,107 @@ class Store:
         """Set one `kv` value."""
         async with self._conn(timeout_s) as conn:
             await conn.execute(q("kv_set"), {"key": key, "value": value})
+
+    # --- discovery ------------------------------------------------------------------------
+
+    async def channel_upsert(self, user: ChannelRecord) -> None:
+        """Remember a channel's user id, display name and broadcaster type."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            await conn.execute(q("channel_upsert"), dataclasses.asdict(user))
+
+    async def channels_known(self, logins: Sequence[str]) -> dict[str, ChannelRecord]:
+        """Channels whose user id we already know (the login-to-id cache across restarts)."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("channels_known"), {"logins": list(logins)})
+            return {
+                str(login): ChannelRecord(str(login), str(uid), str(name or ""), str(kind or ""))
+                for login, uid, name, kind in await cur.fetchall()
+            }
+
+    async def channel_claim(self, login: str, *, lease_s: float, min_gap_s: float) -> Claim | None:
+        """Take a channel for one pass; None when another replica has it or polled it just now."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(
+                q("channel_claim"), {"login": login, "lease_s": lease_s, "min_gap_s": min_gap_s}
+            )
+            row = await cur.fetchone()
+        return None if row is None else Claim(bool(row[0]), row[1])
+
+    async def channel_release(
+        self, login: str, *, complete: bool, verified: bool, error: str | None
+    ) -> None:
+        """End a pass: record its outcome and let the channel be claimed again."""
+        params = {"login": login, "complete": complete, "verified": verified, "error": error}
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            await conn.execute(q("channel_release"), params)
+
+    async def vod_durations(self, ids: Sequence[str]) -> dict[str, int | None]:
+        """The stored duration of each of these VODs we already know."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vods_durations"), {"ids": list(ids)})
+            return {str(i): (int(d) if d is not None else None) for i, d in await cur.fetchall()}
+
+    async def vods_upsert(self, rows: Sequence[VodUpsert]) -> list[tuple[bool, VodState]]:
+        """Insert or refresh VODs in one transaction; (inserted, state) for each, in order."""
+        if not rows:
+            return []
+        params = [
+            {**dataclasses.asdict(row), "muted_segments": Jsonb(row.muted_segments)} for row in rows
+        ]
+        results: list[tuple[bool, VodState]] = []
+        async with self._conn(DEFAULT_TIMEOUT_S * 4) as conn, conn.transaction():
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.executemany(q("vod_upsert"), params, returning=True)
+            while True:
+                row = await cur.fetchone()
+                if row is not None:
+                    results.append((bool(row[0]), VodState(row[1])))
+                if not cur.nextset():
+                    break
+        return results
+
+    async def vods_unarchived(self, channel: str) -> dict[str, datetime | None]:
+        """VODs of a channel with no local copy yet, with their creation time."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vods_unarchived"), {"channel": channel})
+            return {str(i): d for i, d in await cur.fetchall()}
+
+    async def vods_mark_gone(self, ids: Sequence[str]) -> list[str]:
+        """Mark VODs that vanished from Twitch as gone; returns those actually changed."""
+        if not ids:
+            return []
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vods_mark_gone"), {"ids": list(ids)})
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    # --- reading VODs -----------------------------------------------------------------------
+
+    async def vods_list(
+        self, *, channel: str | None, state: str | None, limit: int, offset: int
+    ) -> list[dict[str, Any]]:
+        """A page of VODs in queue order, optionally of one channel and one state."""
+        params = {"channel": channel, "state": state, "limit": limit, "offset": offset}
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q("vods_list"), params)
+            return await cur.fetchall()
+
+    async def vod_get(self, twitch_vod_id: str) -> dict[str, Any] | None:
+        """Everything we store about one VOD, or None."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q("vod_get"), {"id": twitch_vod_id})
+            return await cur.fetchone()
+
+    async def vods_expiring_soon(self, hours: int = 48, timeout_s: float = 2.0) -> int:
+        """VODs not archived yet that Twitch is expected to delete within `hours`."""
+        async with self._conn(timeout_s) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vods_expiring_soon"), {"hours": hours})
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0

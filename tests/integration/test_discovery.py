@@ -1,0 +1,359 @@
+"""Discovery against the fake Twitch over real HTTP and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import psycopg_pool
+import pytest
+
+from tests.fakes.server import LocalServer
+from tests.fakes.twitch import FakeTwitch
+from vodarchiver import logs
+from vodarchiver.config import Secret
+from vodarchiver.db.store import Store
+from vodarchiver.metrics import Metrics
+from vodarchiver.pipeline.discovery import Discovery
+from vodarchiver.twitch.auth import AppToken
+from vodarchiver.twitch.helix import HelixClient, RetryPolicy
+
+
+@dataclass
+class Rig:
+    """The fake Twitch, and the daemon's real client, store and metrics pointed at it."""
+
+    fake: FakeTwitch
+    server: LocalServer
+    http: httpx.AsyncClient
+    store: Store
+    metrics: Metrics
+    db_url: str
+
+    def client(self) -> tuple[HelixClient, AppToken]:
+        """A Helix client of its own (as a second replica would have)."""
+        token = AppToken(self.http, auth_url=f"{self.server.url}/oauth2", client_id=self.fake.client_id,
+                         client_secret=Secret("fake-client-secret"), metrics=self.metrics)  # fmt: skip
+        helix = HelixClient(self.http, token, api_url=f"{self.server.url}/helix", client_id=self.fake.client_id,
+                            metrics=self.metrics, retry=RetryPolicy(base_s=0.01, cap_s=0.05))  # fmt: skip
+        return helix, token
+
+    def discovery(self, channels: list[str], **kwargs: Any) -> Discovery:
+        """A Discovery over these channels with its own client."""
+        helix, _ = self.client()
+        return Discovery(helix, self.store, self.metrics, channels=channels,
+                         retention_overrides=kwargs.pop("overrides", {}), interval_s=300, **kwargs)  # fmt: skip
+
+    async def rows(self, sql: str, *params: object) -> list[tuple[Any, ...]]:
+        """Rows of a query on this test's database."""
+        async with await psycopg.AsyncConnection.connect(self.db_url) as conn:
+            return await (await conn.execute(sql, list(params))).fetchall()
+
+    async def state(self, vod_id: str) -> str:
+        """The state of one VOD."""
+        return str(
+            (await self.rows("SELECT state FROM vods WHERE twitch_vod_id = %s", vod_id))[0][0]
+        )
+
+
+@pytest.fixture
+async def rig(db_url: str) -> AsyncIterator[Rig]:
+    """A fake Twitch served on 127.0.0.1, and a store on a fresh database."""
+    fake = FakeTwitch()
+    async with (
+        LocalServer(fake) as server,
+        httpx.AsyncClient(timeout=5) as http,
+        psycopg_pool.AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False) as pool,
+    ):
+        yield Rig(fake, server, http, Store(pool), Metrics("test"), db_url)
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """JSON log lines written during the test."""
+    out = io.StringIO()
+    logs.configure("debug", "json", stream=out)
+    yield out
+    logs.configure("info", "text")
+
+
+def events(out: io.StringIO, name: str) -> list[dict[str, Any]]:
+    """Logged events with this name."""
+    return [e for e in map(json.loads, out.getvalue().splitlines()) if e.get("event") == name]
+
+
+async def test_three_channels_of_250_are_read_completely_then_cheaply(rig: Rig) -> None:
+    """750 VODs are each stored once with their expiry; the next pass costs one videos request per channel."""
+    kinds = {"alice": "partner", "bob": "affiliate", "carol": ""}
+    for login, kind in kinds.items():
+        rig.fake.add_channel(login, broadcaster_type=kind)
+        rig.fake.add_vods(login, 250)
+    discovery = rig.discovery(list(kinds))
+
+    first = await discovery.run_pass()
+    assert [(o.channel, o.discovered, o.pages, o.complete, o.error) for o in first] == [
+        (login, 250, 3, True, None) for login in kinds
+    ]
+    assert rig.fake.count("videos") == 9  # ceil(250 / 100) pages per channel: the minimum
+    rows = await rig.rows(
+        "SELECT channel, count(*), count(DISTINCT twitch_vod_id) FROM vods GROUP BY 1 ORDER BY 1"
+    )
+    assert rows == [(login, 250, 250) for login in sorted(kinds)]
+    windows = await rig.rows(
+        "SELECT DISTINCT channel, retention_days, expires_at - date FROM vods ORDER BY 1"
+    )
+    assert windows == [
+        ("alice", 60, timedelta(days=60)),
+        ("bob", 14, timedelta(days=14)),
+        ("carol", 7, timedelta(days=7)),
+    ]
+
+    rig.fake.reset()
+    second = await discovery.run_pass()
+    assert all(o.discovered == 0 and o.pages == 1 and o.error is None for o in second)
+    assert rig.fake.count("videos") == 3
+    assert rig.fake.count("users") == 0  # login-to-id lookups are cached
+    assert rig.fake.count("streams") == 1  # one live check for every channel
+
+
+async def test_new_vods_and_metadata_changes_are_picked_up(rig: Rig) -> None:
+    """A later pass inserts a new VOD and applies a title edit; nothing is duplicated."""
+    rig.fake.add_channel("alice")
+    old = rig.fake.add_vods("alice", 5)
+    discovery = rig.discovery(["alice"])
+    await discovery.run_pass()
+    new = rig.fake.add_vod("alice", created_at=datetime.now(UTC))
+    rig.fake.set_title(old[0]["id"], "Renamed on Twitch")
+    (outcome,) = await discovery.run_pass()
+    assert outcome.discovered == 1
+    assert await rig.rows("SELECT title FROM vods WHERE twitch_vod_id = %s", old[0]["id"]) == [
+        ("Renamed on Twitch",)
+    ]
+    assert await rig.rows("SELECT count(*) FROM vods") == [(6,)]
+    assert await rig.state(new["id"]) == "queued"
+
+
+async def test_a_401_refreshes_the_token_once_and_succeeds(rig: Rig) -> None:
+    """After Twitch revokes the app token, one new token is fetched and the call is retried once."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods("alice", 3)
+    discovery = rig.discovery(["alice"])
+    await discovery.run_pass()
+    rig.fake.revoke_tokens()
+    rig.fake.reset()
+    (outcome,) = await discovery.run_pass()
+    assert outcome.error is None
+    assert rig.fake.count("token") == 1
+    statuses = [r.status for r in rig.fake.received if r.endpoint != "token"]
+    assert statuses.count(401) == 1
+    assert statuses[-1] == 200
+
+
+async def test_a_429_waits_for_the_reset_without_a_burst(rig: Rig) -> None:
+    """A 429 whose Ratelimit-Reset is 2 s ahead is retried once, after the reset."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods("alice", 3)
+    rig.fake.answer_429_next("videos", reset_in_s=2)
+    (outcome,) = await rig.discovery(["alice"]).run_pass()
+    assert outcome.error is None
+    videos = [r for r in rig.fake.received if r.endpoint == "videos"]
+    assert [r.status for r in videos] == [429, 200]
+    assert videos[1].at - videos[0].at >= 1.5
+
+
+async def test_an_empty_bucket_on_a_success_delays_the_next_call(rig: Rig) -> None:
+    """Ratelimit-Remaining 0 on a 200 makes the next call wait for the reset instead of earning a 429."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods("alice", 150)
+    helix, _ = rig.client()
+    await helix.users(["alice"])
+    rig.fake.reset()
+    rig.fake.set_ratelimit(remaining=1, reset_in_s=2)  # the next answer reports 0 left
+    first = await helix.videos_page(rig.fake.channel("alice").user_id)
+    second = await helix.videos_page(rig.fake.channel("alice").user_id, first.cursor)
+    statuses = [r.status for r in rig.fake.received if r.endpoint == "videos"]
+    assert statuses == [200, 200]
+    gap = rig.fake.received[-1].at - rig.fake.received[-2].at
+    assert gap >= 1.0
+    assert len(first.videos) + len(second.videos) == 150
+
+
+async def test_5xx_and_dropped_answers_are_retried(rig: Rig) -> None:
+    """Two 503s then success: the pass completes, three videos requests in all."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods("alice", 3)
+    rig.fake.fail_next("videos", 503, times=2)
+    (outcome,) = await rig.discovery(["alice"]).run_pass()
+    assert outcome.error is None
+    assert [r.status for r in rig.fake.received if r.endpoint == "videos"] == [503, 503, 200]
+
+
+async def test_a_live_archive_waits_until_the_stream_ends(rig: Rig) -> None:
+    """The archive of a live stream is stored as live, not queued, until the stream ends."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods("alice", 2)
+    rig.fake.go_live("alice")
+    rig.fake.grow_live_vod("alice", 600)
+    live_id = rig.fake.live_vod("alice")["id"]
+    discovery = rig.discovery(["alice"])
+    await discovery.run_pass()
+    assert await rig.state(live_id) == "live"
+    rig.fake.grow_live_vod("alice", 600)
+    await discovery.run_pass()
+    assert await rig.state(live_id) == "live"
+    assert await rig.rows("SELECT duration_s FROM vods WHERE twitch_vod_id = %s", live_id) == [
+        (1200,)
+    ]
+    rig.fake.end_stream("alice")
+    await discovery.run_pass()
+    assert await rig.state(live_id) == "queued"
+
+
+async def test_unknown_liveness_never_queues_a_new_archive(rig: Rig) -> None:
+    """If /streams fails, a new archive is held as live rather than queued half-way."""
+    rig.fake.add_channel("alice")
+    rig.fake.go_live("alice")
+    live_id = rig.fake.live_vod("alice")["id"]
+    rig.fake.fail_next("streams", 500, times=10)
+    await rig.discovery(["alice"]).run_pass()
+    assert await rig.state(live_id) == "live"
+
+
+async def test_a_vod_deleted_on_twitch_becomes_gone(rig: Rig) -> None:
+    """A deleted recent VOD is found gone on the next pass; an old one beyond page 1 at the next hourly check."""
+    rig.fake.add_channel("alice")
+    vods = rig.fake.add_vods("alice", 150)
+    now = datetime.now(UTC)
+    clock = [now]
+    discovery = rig.discovery(["alice"], clock=lambda: clock[0])
+    await discovery.run_pass()
+    recent, old = vods[3]["id"], vods[140]["id"]
+    rig.fake.delete_vod(recent)
+    rig.fake.delete_vod(old)
+    (outcome,) = await discovery.run_pass()
+    assert outcome.gone == [recent]
+    assert await rig.state(recent) == "gone"
+    assert await rig.state(old) == "queued"
+    clock[0] = now + timedelta(hours=2)
+    (outcome,) = await discovery.run_pass()
+    assert outcome.gone == [old]
+    gone_at = await rig.rows("SELECT gone_at IS NOT NULL FROM vods WHERE state = 'gone'")
+    assert gone_at == [(True,), (True,)]
+
+
+@pytest.mark.parametrize(
+    ("knob", "reason"),
+    [
+        ("html_next", "without JSON"),
+        ("malformed_json_next", "without JSON"),
+        ("huge_page_next", "larger than"),
+    ],
+)
+async def test_a_bad_page_is_logged_and_skipped_without_harm(
+    rig: Rig, log_lines: io.StringIO, knob: str, reason: str
+) -> None:
+    """HTML, broken JSON or an enormous page ends that channel's pass with a logged reason; others and stored rows are untouched."""
+    for login in ("alice", "bob"):
+        rig.fake.add_channel(login)
+        rig.fake.add_vods(login, 5)
+    discovery = rig.discovery(["alice", "bob"])
+    await discovery.run_pass()
+    before = await rig.rows("SELECT twitch_vod_id, title, state, duration_s FROM vods ORDER BY 1")
+    rig.fake.add_vod("bob", created_at=datetime.now(UTC))
+    getattr(rig.fake, knob)("videos")
+    outcomes = {o.channel: o for o in await discovery.run_pass()}
+    failed = [o for o in outcomes.values() if o.error]
+    assert len(failed) == 1
+    assert reason in (failed[0].error or "")
+    after = await rig.rows("SELECT twitch_vod_id, title, state, duration_s FROM vods ORDER BY 1")
+    assert set(before) <= set(after)
+    logged = events(log_lines, "discovery_channel_failed")
+    assert logged[0]["channel"] == failed[0].channel
+    await discovery.run_pass()
+    assert await rig.rows("SELECT count(*) FROM vods") == [(11,)]
+
+
+async def test_a_malformed_item_is_skipped_alone(rig: Rig, log_lines: io.StringIO) -> None:
+    """One video with wrong types is logged and skipped; the rest of the page is stored; it is not marked gone."""
+    rig.fake.add_channel("alice")
+    vods = rig.fake.add_vods("alice", 5)
+    rig.fake.corrupt_fields_next("videos", video_id=vods[1]["id"])
+    (outcome,) = await rig.discovery(["alice"]).run_pass()
+    assert outcome.rejected == 1
+    assert await rig.rows("SELECT count(*) FROM vods") == [(4,)]
+    (rejected,) = events(log_lines, "helix_item_rejected")
+    assert rejected["channel"] == "alice"
+
+
+async def test_a_looping_cursor_stops_the_pass(rig: Rig) -> None:
+    """A cursor that never ends is detected; the pass ends with a reason and the catalogue is not marked complete."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods("alice", 250)
+    rig.fake.looping_cursor("alice")
+    (outcome,) = await asyncio.wait_for(rig.discovery(["alice"]).run_pass(), 30)
+    assert "does not end" in (outcome.error or "")
+    assert not outcome.complete
+    assert await rig.rows("SELECT catalogue_complete FROM channels") == [(False,)]
+
+
+async def test_a_wrong_client_secret_is_reported_and_the_loop_goes_on(rig: Rig) -> None:
+    """Twitch refusing the secret fails the pass without raising, and the readiness check says why."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods("alice", 2)
+    rig.fake.client_secret = "rotated-on-twitch"
+    helix, token = rig.client()
+    discovery = Discovery(
+        helix, rig.store, rig.metrics, channels=["alice"], retention_overrides={}, interval_s=300
+    )
+    assert await discovery.run_pass() == []
+    verdict = await token.check()
+    assert not verdict.ok
+    assert "invalid client secret" in verdict.detail
+    rig.fake.client_secret = "fake-client-secret"
+    (outcome,) = await discovery.run_pass()
+    assert outcome.error is None
+    assert (await token.check()).ok
+
+
+async def test_two_replicas_at_once_store_each_vod_once(rig: Rig) -> None:
+    """Two discoveries (own clients, one database) running together insert each VOD exactly once."""
+    for login in ("alice", "bob"):
+        rig.fake.add_channel(login)
+        rig.fake.add_vods(login, 120)
+    one, two = rig.discovery(["alice", "bob"]), rig.discovery(["alice", "bob"])
+    results = await asyncio.gather(one.run_pass(), two.run_pass(), one.run_pass())
+    assert await rig.rows("SELECT count(*), count(DISTINCT twitch_vod_id) FROM vods") == [
+        (240, 240)
+    ]
+    discovered = sum(o.discovered for outcomes in results for o in outcomes)
+    assert discovered == 240
+
+
+async def test_queue_order_is_priority_then_nearest_expiry(rig: Rig) -> None:
+    """The listing puts manual priority first, then the VOD Twitch deletes soonest."""
+    rig.fake.add_channel("partner", broadcaster_type="partner")
+    rig.fake.add_channel("plain")
+    now = datetime.now(UTC)
+    p = rig.fake.add_vod("partner", created_at=now - timedelta(days=1))  # expires in ~59 days
+    q = rig.fake.add_vod("plain", created_at=now - timedelta(days=1))  # expires in ~6 days
+    r = rig.fake.add_vod("plain", created_at=now - timedelta(hours=1))  # expires in ~7 days
+    await rig.discovery(["partner", "plain"]).run_pass()
+    listed = [
+        v["twitch_vod_id"]
+        for v in await rig.store.vods_list(channel=None, state=None, limit=10, offset=0)
+    ]
+    assert listed == [q["id"], r["id"], p["id"]]
+    async with await psycopg.AsyncConnection.connect(rig.db_url, autocommit=True) as conn:
+        await conn.execute("UPDATE vods SET priority = 10 WHERE twitch_vod_id = %s", [p["id"]])
+    listed = [
+        v["twitch_vod_id"]
+        for v in await rig.store.vods_list(channel=None, state=None, limit=10, offset=0)
+    ]
+    assert listed[0] == p["id"]

@@ -1,0 +1,1 @@
+"""The pipeline: pure decisions (backoff, retention, liveness) and the workers acting on them."""

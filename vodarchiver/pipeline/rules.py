@@ -1,0 +1,42 @@
+"""Discovery's decisions: how long Twitch keeps a VOD, whether an archive is still live. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+# Twitch deletes past broadcasts after this many days, by broadcaster type (sources disagree on
+# some cases, so TWITCH_RETENTION_DAYS overrides it per channel).
+RETENTION_DAYS = {"partner": 60, "affiliate": 14}
+DEFAULT_RETENTION_DAYS = 7
+
+
+def retention_days(login: str, broadcaster_type: str, overrides: Mapping[str, int]) -> int:
+    """The channel's retention window: its override, else by broadcaster type, else 7 days."""
+    if login in overrides:
+        return overrides[login]
+    return RETENTION_DAYS.get(broadcaster_type, DEFAULT_RETENTION_DAYS)
+
+
+def expires_at(created_at: datetime, days: int) -> datetime:
+    """When Twitch is expected to delete a VOD created at `created_at`."""
+    return created_at + timedelta(days=days)
+
+
+def still_live(
+    stream_id: str | None,
+    live_stream_ids: frozenset[str] | None,
+    duration_s: int,
+    previous_duration_s: int | None,
+) -> bool | None:
+    """Whether an archive belongs to a stream that has not ended; None when that is unknown.
+
+    Live when its stream is the channel's current live stream, or when its duration grew since the
+    last look (Helix can lag behind on /streams). Unknown when /streams could not be read this time,
+    unless the duration alone shows it is still growing.
+    """
+    if previous_duration_s is not None and duration_s > previous_duration_s:
+        return True
+    if live_stream_ids is None:
+        return None
+    return stream_id is not None and stream_id in live_stream_ids
