@@ -1,15 +1,20 @@
-"""Runs every benchmark in turn and prints its figures."""
+"""Runs every benchmark in turn and prints its figures (`make bench`)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from bench import startup
+from bench import discovery, startup
+from bench.common import external_server
+from vodarchiver import logs
 
 
-def main() -> None:
-    """Entry point of `make bench`."""
-    asyncio.run(startup.main())
+async def run_all() -> None:
+    """Every benchmark against one PostgreSQL."""
+    logs.configure("warning", "text")
+    async with external_server() as admin_url:
+        await startup.main(admin_url)
+        await discovery.main(admin_url)
 
 
-main()
+asyncio.run(run_all())

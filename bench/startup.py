@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
 import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,10 +25,9 @@ from pathlib import Path
 
 import httpx
 import psutil
-import psycopg
-from psycopg import sql
 
-from vodarchiver.db.embedded import EmbeddedPostgres, free_loopback_port
+from bench.common import admin_database, drop_db, open_dir
+from vodarchiver.db.embedded import free_loopback_port
 
 RUNS = int(os.environ.get("BENCH_RUNS", "5"))
 HELLO = Path(__file__).with_name("_hello.py")
@@ -104,29 +101,6 @@ async def start_once(
     return Sample(seconds, rss, pss)
 
 
-async def create_empty_db(admin_url: str) -> tuple[str, str]:
-    """A new empty database on the external server: (name, url)."""
-    name = f"vodarchiver_bench_{secrets.token_hex(4)}"
-    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as conn:
-        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return name, psycopg.conninfo.make_conninfo(admin_url, dbname=name)
-
-
-async def drop_db(admin_url: str, name: str) -> None:
-    """Drop a bench database."""
-    async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as conn:
-        await conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-def open_dir(prefix: str) -> Path:
-    """A temporary directory the embedded server's user can pass through."""
-    path = Path(tempfile.mkdtemp(prefix=f"vodarchiver-bench-{prefix}-"))
-    path.chmod(0o711)
-    return path
-
-
 async def run_cases(admin_url: str) -> dict[str, list[Sample]]:
     """Every case RUNS times, interleaved so machine noise spreads over all of them."""
     daemon = [sys.executable, "-m", "vodarchiver", "run"]
@@ -142,7 +116,7 @@ async def run_cases(admin_url: str) -> dict[str, list[Sample]]:
             await start_once([sys.executable, str(HELLO), str(port)], base_env(), port)
         )
 
-        name, url = await create_empty_db(admin_url)
+        name, url = await admin_database(admin_url, "startup")
         try:
             port = free_loopback_port()
             env = base_env(DATABASE_URL=url, HTTP_ADDR=f"127.0.0.1:{port}")
@@ -186,24 +160,6 @@ def report(results: dict[str, list[Sample]]) -> None:
         print(f"{label:<58} {rss:8.1f} {rss / base_m:10.2f}x {extra}")
 
 
-async def main() -> None:
-    """Start an external server if DATABASE_URL is not given, run the cases, report."""
-    admin_url = os.environ.get("DATABASE_URL")
-    server = None
-    root = None
-    if not admin_url:
-        root = open_dir("pg")
-        server = EmbeddedPostgres(root, durable=False)
-        admin_url = await server.start()
-        print(
-            "external PostgreSQL: an embedded server started for the benchmark (DATABASE_URL unset)"
-        )
-    else:
-        print("external PostgreSQL: DATABASE_URL")
-    try:
-        report(await run_cases(admin_url))
-    finally:
-        if server is not None:
-            await server.stop()
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
+async def main(admin_url: str) -> None:
+    """Run the cases against the external server and report."""
+    report(await run_cases(admin_url))

@@ -75,18 +75,28 @@ WHERE login = %(login)s;
 -- name: vods_durations
 SELECT twitch_vod_id, duration_s FROM vods WHERE twitch_vod_id = ANY(%(ids)s);
 
--- name: vod_upsert
--- %(live)s is true, false, or null (unknown: /streams could not be read this pass). A new VOD
--- is queued only when its stream is known to have ended; an existing one moves between live and
--- queued only on a definite answer, and a VOD that reappears after being marked gone is revived.
+-- name: vods_upsert
+-- A page of VODs in one statement (arrays, one element per VOD). `live` is true, false, or null
+-- (unknown: /streams could not be read this pass). A new VOD is queued only when its stream is
+-- known to have ended; an existing one moves between live and queued only on a definite answer,
+-- and a VOD that reappears after being marked gone is revived.
+WITH input AS (
+    SELECT * FROM unnest(
+        %(id)s::text[], %(channel)s::text[], %(stream_id)s::text[], %(title)s::text[],
+        %(description)s::text[], %(created_at)s::timestamptz[], %(published_at)s::timestamptz[],
+        %(duration_s)s::int[], %(url)s::text[], %(thumbnail_url)s::text[], %(viewable)s::text[],
+        %(muted_segments)s::jsonb[], %(retention_days)s::int[], %(expires_at)s::timestamptz[],
+        %(live)s::boolean[]
+    ) AS i(id, channel, stream_id, title, description, created_at, published_at, duration_s,
+           url, thumbnail_url, viewable, muted_segments, retention_days, expires_at, live)
+)
 INSERT INTO vods AS v (
     twitch_vod_id, channel, stream_id, title, description, date, published_at, duration_s, url,
     thumbnail_url, viewable, muted_segments, retention_days, expires_at, state, last_seen_at)
-VALUES (
-    %(id)s, %(channel)s, %(stream_id)s, %(title)s, %(description)s, %(created_at)s,
-    %(published_at)s, %(duration_s)s, %(url)s, %(thumbnail_url)s, %(viewable)s,
-    %(muted_segments)s, %(retention_days)s, %(expires_at)s,
-    CASE WHEN %(live)s::boolean IS FALSE THEN 'queued' ELSE 'live' END, now())
+SELECT id, channel, stream_id, title, description, created_at, published_at, duration_s, url,
+       thumbnail_url, viewable, muted_segments, retention_days, expires_at,
+       CASE WHEN live IS FALSE THEN 'queued' ELSE 'live' END, now()
+FROM input
 ON CONFLICT (twitch_vod_id) DO UPDATE SET
     stream_id = EXCLUDED.stream_id,
     title = EXCLUDED.title,
@@ -104,11 +114,15 @@ ON CONFLICT (twitch_vod_id) DO UPDATE SET
     gone_at = CASE WHEN v.state = 'gone' THEN NULL ELSE v.gone_at END,
     state = CASE
         WHEN v.state = 'gone' THEN EXCLUDED.state
-        WHEN v.state = 'live' AND %(live)s::boolean IS FALSE THEN 'queued'
-        WHEN v.state = 'queued' AND %(live)s::boolean IS TRUE THEN 'live'
+        WHEN v.state = 'live'
+             AND (SELECT i.live FROM input i WHERE i.id = EXCLUDED.twitch_vod_id) IS FALSE
+            THEN 'queued'
+        WHEN v.state = 'queued'
+             AND (SELECT i.live FROM input i WHERE i.id = EXCLUDED.twitch_vod_id) IS TRUE
+            THEN 'live'
         ELSE v.state END,
     updated_at = now()
-RETURNING (xmax = 0) AS inserted, v.state;
+RETURNING v.twitch_vod_id, (xmax = 0) AS inserted, v.state;
 
 -- name: vods_unarchived
 -- VODs of a channel that exist only on Twitch so far (no local copy): the ones that can be lost.

@@ -107,24 +107,17 @@ class Store:
             await cur.execute(q("vods_durations"), {"ids": list(ids)})
             return {str(i): (int(d) if d is not None else None) for i, d in await cur.fetchall()}
 
-    async def vods_upsert(self, rows: Sequence[VodUpsert]) -> list[tuple[bool, VodState]]:
-        """Insert or refresh VODs in one transaction; (inserted, state) for each, in order."""
+    async def vods_upsert(self, rows: Sequence[VodUpsert]) -> dict[str, tuple[bool, VodState]]:
+        """Insert or refresh a page of VODs in one statement: {id: (inserted, state)}."""
         if not rows:
-            return []
-        params = [
-            {**dataclasses.asdict(row), "muted_segments": Jsonb(row.muted_segments)} for row in rows
-        ]
-        results: list[tuple[bool, VodState]] = []
-        async with self._conn(DEFAULT_TIMEOUT_S * 4) as conn, conn.transaction():
+            return {}
+        names = [f.name for f in dataclasses.fields(VodUpsert)]
+        columns: dict[str, list[Any]] = {name: [getattr(r, name) for r in rows] for name in names}
+        columns["muted_segments"] = [Jsonb(m) for m in columns["muted_segments"]]
+        async with self._conn(DEFAULT_TIMEOUT_S * 4) as conn:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.executemany(q("vod_upsert"), params, returning=True)
-            while True:
-                row = await cur.fetchone()
-                if row is not None:
-                    results.append((bool(row[0]), VodState(row[1])))
-                if not cur.nextset():
-                    break
-        return results
+            await cur.execute(q("vods_upsert"), columns)
+            return {str(i): (bool(new), VodState(state)) for i, new, state in await cur.fetchall()}
 
     async def vods_unarchived(self, channel: str) -> dict[str, datetime | None]:
         """VODs of a channel with no local copy yet, with their creation time."""

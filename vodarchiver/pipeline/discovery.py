@@ -189,7 +189,7 @@ class Discovery:
             known = await self._store.vod_durations([v.id for v in page.videos])
             rows = [self._row(v, record, live, known.get(v.id)) for v in page.videos]
             results = await self._store.vods_upsert(rows)
-            inserted = sum(1 for was_new, _ in results if was_new)
+            inserted = sum(1 for was_new, _ in results.values() if was_new)
             if inserted:
                 outcome.discovered += inserted
                 self._metrics.vods_discovered.labels(record.login).inc(inserted)
