@@ -106,11 +106,12 @@ def build_discovery(
         client_id=settings.twitch_client_id,
         client_secret=settings.twitch_client_secret,
         metrics=metrics,
+        timeout_s=settings.helix_timeout_s,
     )
     checks.append(token)
     helix = HelixClient(
         http, token, api_url=settings.twitch_api_url, client_id=settings.twitch_client_id,
-        metrics=metrics,
+        metrics=metrics, timeout_s=settings.helix_timeout_s,
     )  # fmt: skip
     get_logger("discovery").info(
         "discovery_enabled",

@@ -6,9 +6,11 @@
     │                          unreachable); names the variable to fix; exit code 2
     ├── TransientError         retry later; nothing is wrong with the item itself
     │   ├── DatabaseUnavailable
-    │   └── HelixUnavailable   Helix or the token server failed even after our retries
+    │   ├── HelixUnavailable   Helix or the token server failed even after our retries
+    │   └── LeaseLost          another replica took over a channel we were reading
     └── PermanentError         stop and say why; retrying will not help
         ├── MigrationError     the schema cannot be brought up to date
+        ├── DataRejected       PostgreSQL refused a value (range, NUL byte, duplicate): skip it
         ├── EmbeddedPostgresError
         │                      the private PostgreSQL server could not be prepared or started
         ├── TwitchCredentialsError
@@ -57,6 +59,10 @@ class HelixUnavailable(TransientError):
     """Helix kept failing (5xx, network, timeouts, 429s) through every retry."""
 
 
+class LeaseLost(TransientError):
+    """Another replica took a channel over (our lease expired while a call was slow)."""
+
+
 class PermanentError(VodarchiverError):
     """A failure that retrying will not cure; the caller stops and reports it."""
 
@@ -69,6 +75,10 @@ class EmbeddedPostgresError(PermanentError):
     """The embedded PostgreSQL server could not be prepared or started."""
 
 
+class DataRejected(PermanentError):
+    """PostgreSQL refused the data itself (out of range, a NUL byte, a duplicate key)."""
+
+
 class TwitchCredentialsError(PermanentError):
     """Twitch's token server refused our client id or secret; the message says Twitch's reason."""
 
@@ -76,8 +86,9 @@ class TwitchCredentialsError(PermanentError):
 class HelixRequestError(PermanentError):
     """Helix refused the request itself (400, 403, 404 ...); retrying it unchanged is pointless."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, from_helix: bool = False) -> None:
         self.status = status
+        self.from_helix = from_helix  # the body was Helix's own error object, not a proxy page
         super().__init__(message)
 
 

@@ -39,6 +39,12 @@ def register_secrets(values: Iterable[str]) -> None:
     _secrets.update(v for v in values if v)
 
 
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by the redaction mark."""
+    result: str = _scrub(text)
+    return result
+
+
 def forget_secrets() -> None:
     """Drop every registered secret (for tests that register their own)."""
     _secrets.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 
@@ -109,8 +109,23 @@ class ChannelRecord:
 class Claim:
     """A channel taken for one discovery pass, with what the previous passes left."""
 
-    catalogue_complete: bool
+    watermark_at: datetime | None  # the listing is known to be read without gaps down to here
+    full_read_at: datetime | None
     verified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class PassResult:
+    """What a discovery pass over one channel records when it ends."""
+
+    watermark_at: datetime | None
+    full_read: bool
+    verified: bool
+    error: str | None
+
+
+# A VOD becomes gone only when Helix confirms it missing twice, at least this far apart.
+GONE_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)

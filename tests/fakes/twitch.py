@@ -153,6 +153,11 @@ class _Canned:
 
 
 @dataclass(frozen=True)
+class _PassThrough:
+    """A knob that lets one request be answered normally (to aim the next knob further on)."""
+
+
+@dataclass(frozen=True)
 class _Rewrite:
     """A knob that alters the body of the fake's next 200 answer."""
 
@@ -180,7 +185,9 @@ class FakeTwitch:
         self._stream_ids: set[str] = set()
         self._tokens: dict[str, float] = {}  # token -> wall-clock expiry
         self._serial = 0
-        self._knobs: dict[str, deque[_Canned | _Rewrite]] = {e: deque() for e in ENDPOINTS}
+        self._knobs: dict[str, deque[_Canned | _Rewrite | _PassThrough]] = {
+            e: deque() for e in ENDPOINTS
+        }
         self._looping: set[str] = set()
         self._remaining = RATE_LIMIT
         self._reset_at = time.time() + RATE_WINDOW_S
@@ -376,8 +383,12 @@ class FakeTwitch:
         body: str | bytes | None = None,
         headers: dict[str, str] | None = None,
         content_type: str = "application/json",
+        let_through: int = 0,
     ) -> None:
-        """The next `times` requests to `endpoint` get this answer instead (default: a Twitch error body)."""
+        """After `let_through` normal answers, the next `times` requests to `endpoint` get this
+        answer instead (default: a Twitch error body)."""
+        for _ in range(let_through):
+            self._queue(endpoint, _PassThrough())
         if body is None:
             body = _json(self._error_payload(endpoint, status, "fake failure"))
         raw = body.encode() if isinstance(body, str) else body
@@ -439,7 +450,7 @@ class FakeTwitch:
         """How many requests to `endpoint` were answered."""
         return sum(1 for r in self.received if r.endpoint == endpoint)
 
-    def _queue(self, endpoint: str, knob: _Canned | _Rewrite) -> None:
+    def _queue(self, endpoint: str, knob: _Canned | _Rewrite | _PassThrough) -> None:
         if endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; one of {sorted(ENDPOINTS)}")
         self._knobs[endpoint].append(knob)
@@ -486,6 +497,8 @@ class FakeTwitch:
             return self._respond(404, {"error": "Not Found", "status": 404, "message": "Not Found"})
         knobs = self._knobs[name]
         knob = knobs.popleft() if knobs else None
+        if isinstance(knob, _PassThrough):
+            knob = None
         if isinstance(knob, _Canned):
             headers = dict(knob.headers)
             if knob.reset_in_s is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -20,7 +21,9 @@ from tests.fakes.twitch import FakeTwitch
 from vodarchiver import logs
 from vodarchiver.config import Secret
 from vodarchiver.db.store import Store
+from vodarchiver.errors import HelixRequestError, HelixUnavailable
 from vodarchiver.metrics import Metrics
+from vodarchiver.models import ChannelRecord, PassResult
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.helix import HelixClient, RetryPolicy
@@ -227,7 +230,7 @@ async def test_unknown_liveness_never_queues_a_new_archive(rig: Rig) -> None:
 
 
 async def test_a_vod_deleted_on_twitch_becomes_gone(rig: Rig) -> None:
-    """A deleted recent VOD is found gone on the next pass; an old one beyond page 1 at the next hourly check."""
+    """A deleted recent VOD is gone after two confirmed misses 10+ minutes apart; an old one beyond page 1 after the hourly checks."""
     rig.fake.add_channel("alice")
     vods = rig.fake.add_vods("alice", 150)
     now = datetime.now(UTC)
@@ -238,14 +241,268 @@ async def test_a_vod_deleted_on_twitch_becomes_gone(rig: Rig) -> None:
     rig.fake.delete_vod(recent)
     rig.fake.delete_vod(old)
     (outcome,) = await discovery.run_pass()
+    assert outcome.gone == []  # one miss is not enough
+    assert await rig.rows("SELECT twitch_vod_id FROM vods WHERE missing_since IS NOT NULL") == [
+        (recent,)
+    ]
+    clock[0] = now + timedelta(minutes=15)
+    (outcome,) = await discovery.run_pass()
     assert outcome.gone == [recent]
     assert await rig.state(recent) == "gone"
     assert await rig.state(old) == "queued"
     clock[0] = now + timedelta(hours=2)
+    await discovery.run_pass()
+    clock[0] = now + timedelta(hours=3, minutes=30)
     (outcome,) = await discovery.run_pass()
     assert outcome.gone == [old]
-    gone_at = await rig.rows("SELECT gone_at IS NOT NULL FROM vods WHERE state = 'gone'")
-    assert gone_at == [(True,), (True,)]
+    gone = await rig.rows(
+        "SELECT gone_at IS NOT NULL, download_state FROM vods WHERE state = 'gone'"
+    )
+    assert gone == [(True, "gone"), (True, "gone")]
+
+
+async def test_a_proxy_404_or_a_single_miss_never_marks_gone(rig: Rig) -> None:
+    """An HTML 404 on the id lookup (not Helix's own), or a VOD missing once and then back, is not gone."""
+    rig.fake.add_channel("alice")
+    vods = rig.fake.add_vods("alice", 150)
+    now = datetime.now(UTC)
+    clock = [now]
+    discovery = rig.discovery(["alice"], clock=lambda: clock[0])
+    await discovery.run_pass()
+    for minutes in (90, 200):  # two hourly checks of the 50 VODs beyond page 1
+        clock[0] = now + timedelta(minutes=minutes)
+        rig.fake.fail_next("videos", 404, body=b"<html>Not Found</html>", content_type="text/html")
+        await discovery.run_pass()
+    assert await rig.rows(
+        "SELECT count(*) FROM vods WHERE state = 'gone' OR missing_since IS NOT NULL"
+    ) == [(0,)]
+    deleted = rig.fake.video(vods[2]["id"])
+    rig.fake.delete_vod(deleted["id"])
+    clock[0] = now + timedelta(minutes=210)
+    await discovery.run_pass()
+    assert await rig.rows(
+        "SELECT missing_since IS NOT NULL FROM vods WHERE twitch_vod_id = %s", deleted["id"]
+    ) == [(True,)]
+    rig.fake.add_vod(
+        "alice", video_id=deleted["id"], created_at=datetime.fromisoformat(deleted["created_at"])
+    )
+    clock[0] = now + timedelta(minutes=240)
+    await discovery.run_pass()
+    assert await rig.rows(
+        "SELECT state, missing_since FROM vods WHERE twitch_vod_id = %s", deleted["id"]
+    ) == [("queued", None)]
+
+
+async def test_a_gone_vod_that_comes_back_is_revived(rig: Rig) -> None:
+    """A VOD marked gone that Twitch lists again is queued again, its download state reset."""
+    rig.fake.add_channel("alice")
+    vods = rig.fake.add_vods("alice", 3)
+    now = datetime.now(UTC)
+    clock = [now]
+    discovery = rig.discovery(["alice"], clock=lambda: clock[0])
+    await discovery.run_pass()
+    victim = rig.fake.video(vods[1]["id"])
+    rig.fake.delete_vod(victim["id"])
+    await discovery.run_pass()
+    clock[0] = now + timedelta(minutes=15)
+    await discovery.run_pass()
+    assert await rig.state(victim["id"]) == "gone"
+    rig.fake.add_vod(
+        "alice", video_id=victim["id"], created_at=datetime.fromisoformat(victim["created_at"])
+    )
+    clock[0] = now + timedelta(hours=2)
+    await discovery.run_pass()
+    assert await rig.rows(
+        "SELECT state, download_state, gone_at FROM vods WHERE twitch_vod_id = %s", victim["id"]
+    ) == [("queued", "pending", None)]
+
+
+async def test_a_pass_failing_midway_loses_no_vod(rig: Rig) -> None:
+    """150 new VODs span two pages and page 2 fails: later passes read down to the watermark and store all of them."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods(
+        "alice", 150, start=datetime.now(UTC) - timedelta(days=3), spacing=timedelta(minutes=20)
+    )
+    discovery = rig.discovery(["alice"])
+    await discovery.run_pass()
+    rig.fake.add_vods("alice", 150, start=datetime.now(UTC), spacing=timedelta(minutes=10))
+    rig.fake.fail_next("videos", 503, times=5, let_through=1)  # page 1 answers, page 2 never does
+    (broken,) = await discovery.run_pass()
+    assert broken.error is not None
+    assert broken.pages == 1
+    (mended,) = await discovery.run_pass()
+    assert mended.error is None
+    assert mended.reached_watermark
+    assert not mended.complete  # it stopped at the watermark (page 2 of 3), not at the end
+    assert await rig.rows("SELECT count(*) FROM vods") == [(300,)]
+    rig.fake.reset()
+    (quiet,) = await discovery.run_pass()
+    assert (quiet.pages, rig.fake.count("videos")) == (1, 1)
+
+
+async def test_the_whole_listing_is_read_again_once_a_day(rig: Rig) -> None:
+    """A day after the last full read, a pass reads every page again (and finds what an incremental pass could not)."""
+    rig.fake.add_channel("alice")
+    rig.fake.add_vods("alice", 250)
+    now = datetime.now(UTC)
+    clock = [now]
+    discovery = rig.discovery(["alice"], clock=lambda: clock[0])
+    await discovery.run_pass()
+    hidden = rig.fake.add_vod(
+        "alice", created_at=now - timedelta(days=300)
+    )  # older than the watermark
+    (incremental,) = await discovery.run_pass()
+    assert incremental.pages == 1
+    clock[0] = now + timedelta(days=1, minutes=1)
+    (full,) = await discovery.run_pass()
+    assert full.pages == 3
+    assert await rig.state(hidden["id"]) == "queued"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "duplicate",  # the same id twice in one page
+        "deep",  # JSON nested beyond what a parser recurses through
+    ],
+)
+async def test_hostile_pages_cannot_stop_discovery(rig: Rig, body: str) -> None:
+    """A page with a repeated id is stored once; a page too deeply nested is a logged skip; the other channel is fine."""
+    for login in ("alice", "bob"):
+        rig.fake.add_channel(login)
+        rig.fake.add_vods(login, 3)
+    alice_user = rig.fake.channel("alice").user_id
+    video = dict(rig.fake.add_vod("alice", created_at=datetime.now(UTC)))
+    if body == "duplicate":
+        payload = json.dumps({"data": [video, video], "pagination": {}})
+    else:
+        payload = "[" * 200_000 + "]" * 200_000
+    rig.fake.fail_next("videos", 200, body=payload)
+    discovery = rig.discovery(["alice", "bob"], concurrency=1)
+    outcomes = {o.channel: o for o in await discovery.run_pass()}
+    assert outcomes["bob"].error is None
+    if body == "duplicate":
+        assert outcomes["alice"].error is None
+        assert await rig.rows(
+            "SELECT count(*) FROM vods WHERE twitch_vod_id = %s", video["id"]
+        ) == [(1,)]
+    else:
+        assert "without JSON" in (outcomes["alice"].error or "")
+    assert alice_user
+
+
+async def test_a_persistent_401_is_retried_exactly_once(rig: Rig) -> None:
+    """Helix answering 401 even to a fresh token: two requests, one new token, then a clear error."""
+    rig.fake.add_channel("alice")
+    helix, _ = rig.client()
+    await helix.users(["alice"])
+    rig.fake.reset()
+    rig.fake.fail_next("videos", 401, times=5)
+    with pytest.raises(HelixRequestError) as caught:
+        await helix.videos_page(rig.fake.channel("alice").user_id)
+    assert caught.value.status == 401
+    assert (rig.fake.count("videos"), rig.fake.count("token")) == (2, 1)
+
+
+async def test_a_429_with_retry_after_and_no_reset_is_honoured(rig: Rig) -> None:
+    """Without Ratelimit-Reset, Retry-After decides the wait."""
+    rig.fake.add_channel("alice")
+    helix, _ = rig.client()
+    await helix.users(["alice"])
+    rig.fake.reset()
+    rig.fake.fail_next("videos", 429, headers={"Retry-After": "2"})
+    await helix.videos_page(rig.fake.channel("alice").user_id)
+    first, second = [r for r in rig.fake.received if r.endpoint == "videos"]
+    assert (first.status, second.status) == (429, 200)
+    assert second.at - first.at >= 1.9
+
+
+async def test_a_trickling_server_cannot_outlast_the_timeout(db_url: str) -> None:
+    """HELIX_TIMEOUT bounds a whole call: a server sending one byte every 0.2 s is cut off, retried, given up."""
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n"
+        )
+        with contextlib.suppress(ConnectionError):
+            for _ in range(1000):
+                writer.write(b" ")
+                await writer.drain()
+                await asyncio.sleep(0.2)
+        writer.close()
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    fake = FakeTwitch()
+    try:
+        async with LocalServer(fake) as tokens, httpx.AsyncClient(timeout=5) as http:
+            metrics = Metrics("t")
+            token = AppToken(http, auth_url=f"{tokens.url}/oauth2", client_id=fake.client_id,
+                             client_secret=Secret("fake-client-secret"), metrics=metrics)  # fmt: skip
+            helix = HelixClient(http, token, api_url=f"http://127.0.0.1:{port}/helix", client_id=fake.client_id,
+                                metrics=metrics, timeout_s=0.5, retry=RetryPolicy(attempts=2, base_s=0.01))  # fmt: skip
+            loop = asyncio.get_running_loop()
+            begin = loop.time()
+            with pytest.raises(HelixUnavailable, match="TimeoutError"):
+                await helix.videos_page("1")
+            assert loop.time() - begin < 2.5
+    finally:
+        server.close()
+
+
+async def test_liveness_follows_streams_alone_and_duration_alone(rig: Rig) -> None:
+    """/streams saying live holds an archive that stopped growing; a growing one is held even when /streams says offline."""
+    rig.fake.add_channel("alice")
+    rig.fake.go_live("alice")
+    vod_id = rig.fake.live_vod("alice")["id"]
+    discovery = rig.discovery(["alice"])
+    await discovery.run_pass()
+    await discovery.run_pass()  # same duration, but /streams says live
+    assert await rig.state(vod_id) == "live"
+    rig.fake.end_stream("alice")
+    rig.fake.video(vod_id)["duration"] = (
+        "2h0m0s"  # /streams already offline, the archive still grows
+    )
+    await discovery.run_pass()
+    assert await rig.state(vod_id) == "live"
+    await discovery.run_pass()  # offline and no longer growing
+    assert await rig.state(vod_id) == "queued"
+
+
+async def test_a_replica_that_lost_its_lease_changes_nothing(rig: Rig) -> None:
+    """When a lease expires and another replica claims the channel, the first one's release leaves the new lease alone."""
+    rig.fake.add_channel("alice")
+    await rig.discovery(["alice"]).run_pass()  # creates the channel row
+    first = await rig.store.channel_claim("alice", owner="replica-1", lease_s=0, min_gap_s=0)
+    second = await rig.store.channel_claim("alice", owner="replica-2", lease_s=300, min_gap_s=0)
+    assert first is not None
+    assert second is not None
+    assert not await rig.store.channel_renew("alice", owner="replica-1", lease_s=300)
+    await rig.store.channel_release("alice", owner="replica-1",
+                                    result=PassResult(watermark_at=None, full_read=False, verified=False, error="late"))  # fmt: skip
+    rows = await rig.rows(
+        "SELECT poll_lease_owner, poll_lease_until IS NOT NULL, last_error FROM channels"
+    )
+    assert rows == [("replica-2", True, None)]
+
+
+async def test_concurrent_upserts_of_the_same_page_store_each_vod_once(rig: Rig) -> None:
+    """The upsert itself is race-free: four writers of one page at once leave one row per VOD, one insert each."""
+    rig.fake.add_channel("alice")
+    helix, _ = rig.client()
+    user = (await helix.users(["alice"]))["alice"]
+    rig.fake.add_vods("alice", 100)
+    page = await helix.videos_page(user.id)
+    discovery = rig.discovery(["alice"])
+    record = ChannelRecord("alice", user.id, user.display_name, user.broadcaster_type)
+    rows = [discovery._row(v, record, frozenset(), None) for v in page.videos]
+    results = await asyncio.gather(*(rig.store.vods_upsert(rows) for _ in range(4)))
+    inserted = sum(new for result in results for new, _ in result.values())
+    assert inserted == 100
+    assert await rig.rows("SELECT count(*), count(DISTINCT twitch_vod_id) FROM vods") == [
+        (100, 100)
+    ]
 
 
 @pytest.mark.parametrize(
@@ -300,7 +557,7 @@ async def test_a_looping_cursor_stops_the_pass(rig: Rig) -> None:
     (outcome,) = await asyncio.wait_for(rig.discovery(["alice"]).run_pass(), 30)
     assert "does not end" in (outcome.error or "")
     assert not outcome.complete
-    assert await rig.rows("SELECT catalogue_complete FROM channels") == [(False,)]
+    assert await rig.rows("SELECT watermark_at, full_read_at FROM channels") == [(None, None)]
 
 
 async def test_a_wrong_client_secret_is_reported_and_the_loop_goes_on(rig: Rig) -> None:

@@ -79,6 +79,22 @@ def test_mistyped_fields_are_named(change: dict[str, Any], reason: str) -> None:
         parse_video({**VIDEO, **change})
 
 
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"duration": "9999999h"}, "longer than any broadcast"), ({"created_at": "9999-12-31T00:00:00Z"}, "out of range"),
+     ({"created_at": "1970-01-01T00:00:00Z"}, "out of range")],
+)  # fmt: skip
+def test_absurd_values_are_refused(change: dict[str, Any], reason: str) -> None:
+    """Values no real VOD has (a 1,000-year duration, year 9999) are refused before they reach the database."""
+    with pytest.raises(HelixDataError, match=reason):
+        parse_video({**VIDEO, **change})
+
+
+def test_nul_characters_are_dropped() -> None:
+    """A NUL inside a title (which PostgreSQL text cannot hold) is removed, not stored or fatal."""
+    assert parse_video({**VIDEO, "title": "a\u0000b"}).title == "ab"
+
+
 def test_missing_field_is_named() -> None:
     """A missing required field is refused."""
     broken = dict(VIDEO)

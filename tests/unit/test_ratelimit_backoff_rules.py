@@ -49,11 +49,29 @@ def test_garbage_headers_are_ignored() -> None:
 
 
 def test_429_waits_for_reset_then_retry_after_then_default() -> None:
-    """A 429 waits until Ratelimit-Reset, else Retry-After, else the default."""
+    """A 429 waits until a future Ratelimit-Reset, else Retry-After, else the default; a reset already past is no excuse for a burst."""
     assert retry_after_s({"ratelimit-reset": str(int(NOW + 2))}, NOW, 5.0) == pytest.approx(2.0)
     assert retry_after_s({"retry-after": "3"}, NOW, 5.0) == 3.0
     assert retry_after_s({}, NOW, 5.0) == 5.0
-    assert retry_after_s({"ratelimit-reset": str(int(NOW - 10))}, NOW, 5.0) == 0.0
+    assert retry_after_s({"ratelimit-reset": str(int(NOW - 10))}, NOW, 5.0) == 5.0
+    assert retry_after_s({"ratelimit-reset": str(int(NOW)), "retry-after": "2"}, NOW, 5.0) == 2.0
+
+
+def test_a_late_answer_does_not_refund_spent_points() -> None:
+    """Within one bucket window the lower count wins, so an old answer cannot undo later spending."""
+    limit = RateLimit()
+    reset = str(int(NOW + 30))
+    limit.observe({"ratelimit-remaining": "10", "ratelimit-reset": reset}, NOW)
+    for _ in range(8):
+        limit.spend(NOW)
+    limit.observe(
+        {"ratelimit-remaining": "9", "ratelimit-reset": reset}, NOW
+    )  # sent before the burst
+    assert limit.remaining == 2
+    limit.observe(
+        {"ratelimit-remaining": "799", "ratelimit-reset": str(int(NOW + 90))}, NOW
+    )  # new window
+    assert limit.remaining == 799
 
 
 def test_backoff_grows_and_is_capped() -> None:

@@ -55,22 +55,38 @@ WHERE login = ANY(%(logins)s) AND user_id IS NOT NULL;
 
 -- name: channel_claim
 -- Take the channel for one pass unless another replica holds it, or polled it too recently.
-UPDATE channels SET poll_lease_until = now() + make_interval(secs => %(lease_s)s)
+UPDATE channels SET poll_lease_owner = %(owner)s,
+                    poll_lease_until = now() + make_interval(secs => %(lease_s)s)
 WHERE login = %(login)s
   AND (poll_lease_until IS NULL OR poll_lease_until < now())
   AND (last_polled_at IS NULL OR last_polled_at <= now() - make_interval(secs => %(min_gap_s)s))
-RETURNING catalogue_complete, verified_at;
+RETURNING watermark_at, full_read_at, verified_at;
+
+-- name: channel_renew
+-- Extend our lease while a pass goes on; no row means another replica took the channel over.
+UPDATE channels SET poll_lease_until = now() + make_interval(secs => %(lease_s)s)
+WHERE login = %(login)s AND poll_lease_owner = %(owner)s
+RETURNING login;
 
 -- name: channel_release
+-- End a pass. The watermark only moves forward; a replica that lost its lease changes nothing.
 UPDATE channels SET
+    poll_lease_owner = NULL,
     poll_lease_until = NULL,
     last_polled_at = now(),
-    catalogue_complete = catalogue_complete OR %(complete)s,
+    watermark_at = GREATEST(watermark_at, %(watermark_at)s::timestamptz),
+    full_read_at = CASE WHEN %(full_read)s THEN now() ELSE full_read_at END,
     last_success_at = CASE WHEN %(error)s::text IS NULL THEN now() ELSE last_success_at END,
     verified_at = CASE WHEN %(verified)s THEN now() ELSE verified_at END,
     last_error = %(error)s::text,
     updated_at = now()
-WHERE login = %(login)s;
+WHERE login = %(login)s AND poll_lease_owner = %(owner)s;
+
+-- name: vods_retention_update
+-- A channel's retention window changed (its broadcaster type, or TWITCH_RETENTION_DAYS).
+UPDATE vods SET retention_days = %(days)s, expires_at = date + make_interval(days => %(days)s),
+                updated_at = now()
+WHERE channel = %(channel)s AND date IS NOT NULL AND retention_days IS DISTINCT FROM %(days)s;
 
 -- name: vods_durations
 SELECT twitch_vod_id, duration_s FROM vods WHERE twitch_vod_id = ANY(%(ids)s);
@@ -111,7 +127,9 @@ ON CONFLICT (twitch_vod_id) DO UPDATE SET
     retention_days = EXCLUDED.retention_days,
     expires_at = EXCLUDED.expires_at,
     last_seen_at = now(),
+    missing_since = NULL,
     gone_at = CASE WHEN v.state = 'gone' THEN NULL ELSE v.gone_at END,
+    download_state = CASE WHEN v.state = 'gone' THEN 'pending' ELSE v.download_state END,
     state = CASE
         WHEN v.state = 'gone' THEN EXCLUDED.state
         WHEN v.state = 'live'
@@ -130,11 +148,23 @@ SELECT twitch_vod_id, date FROM vods
 WHERE channel = %(channel)s
   AND state IN ('live', 'queued', 'waiting_for_disk', 'failed_retryable');
 
--- name: vods_mark_gone
-UPDATE vods SET state = 'gone', download_state = 'gone', gone_at = now(), updated_at = now()
+-- name: vods_mark_missing
+-- Helix confirmed these are missing once; they become gone only if still missing later.
+UPDATE vods SET missing_since = COALESCE(missing_since, %(now)s), updated_at = now()
 WHERE twitch_vod_id = ANY(%(ids)s)
+  AND state IN ('live', 'queued', 'waiting_for_disk', 'failed_retryable');
+
+-- name: vods_mark_gone
+UPDATE vods SET state = 'gone', download_state = 'gone', gone_at = %(now)s, updated_at = now()
+WHERE twitch_vod_id = ANY(%(ids)s)
+  AND missing_since <= %(missing_before)s
   AND state IN ('live', 'queued', 'waiting_for_disk', 'failed_retryable')
 RETURNING twitch_vod_id;
+
+-- name: vods_gone_unexpired
+-- Gone VODs Twitch might still have (a glitch, a VOD made private then public again).
+SELECT twitch_vod_id FROM vods
+WHERE channel = %(channel)s AND state = 'gone' AND (expires_at IS NULL OR expires_at > %(now)s);
 
 -- name: vods_list
 -- The queue order: manual priority first, then the nearest expiry.

@@ -19,8 +19,8 @@ from psycopg.rows import dict_row, tuple_row
 from psycopg.types.json import Jsonb
 
 from vodarchiver.db.queries import q
-from vodarchiver.errors import DatabaseUnavailable
-from vodarchiver.models import ChannelRecord, Claim, VodState, VodUpsert
+from vodarchiver.errors import DatabaseUnavailable, DataRejected
+from vodarchiver.models import GONE_AFTER, ChannelRecord, Claim, PassResult, VodState, VodUpsert
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -38,6 +38,9 @@ class Store:
                 yield conn
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout, TimeoutError) as exc:
             raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+        except (psycopg.DataError, psycopg.IntegrityError) as exc:
+            # The data was refused (out of range, a NUL byte, a duplicate): skip it, do not crash.
+            raise DataRejected(f"the database refused the data: {exc.__class__.__name__}") from exc
 
     async def vod_counts_by_state(
         self, timeout_s: float = DEFAULT_TIMEOUT_S
@@ -82,23 +85,37 @@ class Store:
                 for login, uid, name, kind in await cur.fetchall()
             }
 
-    async def channel_claim(self, login: str, *, lease_s: float, min_gap_s: float) -> Claim | None:
+    async def channel_claim(
+        self, login: str, *, owner: str, lease_s: float, min_gap_s: float
+    ) -> Claim | None:
         """Take a channel for one pass; None when another replica has it or polled it just now."""
+        params = {"login": login, "owner": owner, "lease_s": lease_s, "min_gap_s": min_gap_s}
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("channel_claim"), params)
+            row = await cur.fetchone()
+        return None if row is None else Claim(row[0], row[1], row[2])
+
+    async def channel_renew(self, login: str, *, owner: str, lease_s: float) -> bool:
+        """Extend our lease; False when another replica has taken the channel over."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute(
-                q("channel_claim"), {"login": login, "lease_s": lease_s, "min_gap_s": min_gap_s}
+                q("channel_renew"), {"login": login, "owner": owner, "lease_s": lease_s}
             )
-            row = await cur.fetchone()
-        return None if row is None else Claim(bool(row[0]), row[1])
+            return await cur.fetchone() is not None
 
-    async def channel_release(
-        self, login: str, *, complete: bool, verified: bool, error: str | None
-    ) -> None:
+    async def channel_release(self, login: str, *, owner: str, result: PassResult) -> None:
         """End a pass: record its outcome and let the channel be claimed again."""
-        params = {"login": login, "complete": complete, "verified": verified, "error": error}
+        params = {"login": login, "owner": owner, **dataclasses.asdict(result)}
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             await conn.execute(q("channel_release"), params)
+
+    async def vods_retention_update(self, channel: str, days: int) -> int:
+        """Re-estimate the expiry of a channel's VODs whose retention window changed."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = await conn.execute(q("vods_retention_update"), {"channel": channel, "days": days})
+            return cur.rowcount
 
     async def vod_durations(self, ids: Sequence[str]) -> dict[str, int | None]:
         """The stored duration of each of these VODs we already know."""
@@ -126,13 +143,25 @@ class Store:
             await cur.execute(q("vods_unarchived"), {"channel": channel})
             return {str(i): d for i, d in await cur.fetchall()}
 
-    async def vods_mark_gone(self, ids: Sequence[str]) -> list[str]:
-        """Mark VODs that vanished from Twitch as gone; returns those actually changed."""
+    async def vods_mark_missing(self, ids: Sequence[str], now: datetime) -> list[str]:
+        """Note a confirmed miss, then mark gone those missing since before `missing_before`.
+
+        Returns the VODs that became gone now.
+        """
         if not ids:
             return []
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn, conn.transaction():
+            await conn.execute(q("vods_mark_missing"), {"ids": list(ids), "now": now})
+            cur = conn.cursor(row_factory=tuple_row)
+            params = {"ids": list(ids), "now": now, "missing_before": now - GONE_AFTER}
+            await cur.execute(q("vods_mark_gone"), params)
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def vods_gone_unexpired(self, channel: str, now: datetime) -> list[str]:
+        """Gone VODs of a channel that Twitch could still have: worth a second look."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(q("vods_mark_gone"), {"ids": list(ids)})
+            await cur.execute(q("vods_gone_unexpired"), {"channel": channel, "now": now})
             return [str(r[0]) for r in await cur.fetchall()]
 
     # --- reading VODs -----------------------------------------------------------------------

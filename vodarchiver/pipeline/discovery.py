@@ -2,22 +2,30 @@
 
 A pass resolves the channels' user ids (cached), asks /streams once for all channels which are
 live, then reads each channel's archive listing (newest first), a few channels at a time:
-- the first pass over a channel reads every page; later passes stop at the first page that holds
-  a VOD already known, so a quiet channel costs one request per pass;
+- the listing is read from the top down to the channel's *watermark*: the newest VOD time down
+  to which an earlier pass read it without a gap. The first pass (no watermark) reads every
+  page; a quiet channel then costs one request a pass. A pass that fails midway leaves the
+  watermark where it was, so the next pass reads that stretch again and nothing is skipped.
+  Once a day the whole listing is read again, in case anything shifted under a pass's cursor;
 - each VOD is inserted or refreshed (title edits, growing durations), with its expiry estimate;
   an archive whose stream is still live, or whose duration still grows, is kept `live` and is
   queued only once the stream has ended;
-- a VOD we have no copy of that is missing where the listing should show it is looked up by id,
-  and only if Helix confirms it is gone does it become `gone`;
-- a bad page (not JSON, HTML, enormous, a looping cursor) ends that channel's pass with a logged
-  reason; a bad item is skipped alone. Nothing stored is overwritten by what failed to parse.
-Replicas split the work through a short lease on each channel row.
+- a VOD we have no copy of that is missing where the listing should show it is looked up by id.
+  It becomes `gone` only when Helix confirms it missing twice, GONE_AFTER apart; a gone VOD that
+  Twitch may still hold is looked up again hourly and revived if it is back;
+- a bad page (not JSON, HTML, enormous, a looping cursor, values the database refuses) ends that
+  channel's pass with a logged reason; a bad item is skipped alone. Nothing stored is
+  overwritten by what failed to parse, and no input can stop the other channels or the loop.
+Replicas split the work through a lease on each channel row, renewed page by page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -25,27 +33,31 @@ from datetime import UTC, datetime, timedelta
 from vodarchiver.db.store import Store
 from vodarchiver.errors import (
     DatabaseUnavailable,
+    DataRejected,
     HelixDataError,
     HelixRequestError,
     HelixUnavailable,
+    LeaseLost,
     TwitchCredentialsError,
 )
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import Metrics
-from vodarchiver.models import ChannelRecord, Claim, VodUpsert
+from vodarchiver.models import ChannelRecord, Claim, PassResult, VodUpsert
 from vodarchiver.pipeline.rules import expires_at, retention_days, still_live
 from vodarchiver.twitch.helix import HelixClient, Rejected
 from vodarchiver.twitch.models import HelixVideo
 
 MAX_PAGES = 500  # 50,000 VODs: more than any channel has; a guard against endless listings
-VERIFY_EVERY = timedelta(hours=1)  # how often VODs beyond the first pages are checked by id
-LEASE_S = 600.0
+VERIFY_EVERY = timedelta(hours=1)  # how often VODs beyond the pages read are checked by id
+FULL_READ_EVERY = timedelta(days=1)
+LEASE_S = 300.0  # renewed after every page, so only a stalled replica loses it
 _EXPECTED = (
     HelixDataError,
     HelixRequestError,
     HelixUnavailable,
     TwitchCredentialsError,
     DatabaseUnavailable,
+    DataRejected,
 )
 
 
@@ -59,7 +71,8 @@ class ChannelOutcome:
     seen: int = 0
     rejected: int = 0
     gone: list[str] = field(default_factory=list)
-    complete: bool = False
+    complete: bool = False  # read down to the end of the listing
+    reached_watermark: bool = False
     skipped: bool = False
     error: str | None = None
 
@@ -87,6 +100,7 @@ class Discovery:
         self._interval_s = interval_s
         self._limit = asyncio.Semaphore(concurrency)
         self._clock = clock
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._log = get_logger("discovery")
 
     async def run_forever(self) -> None:
@@ -151,7 +165,7 @@ class Discovery:
             with bound_contextvars(channel=record.login):
                 try:
                     claim = await self._store.channel_claim(
-                        record.login, lease_s=LEASE_S, min_gap_s=min_gap_s
+                        record.login, owner=self._owner, lease_s=LEASE_S, min_gap_s=min_gap_s
                     )
                 except DatabaseUnavailable as exc:
                     outcome.error = str(exc)
@@ -159,18 +173,43 @@ class Discovery:
                 if claim is None:
                     outcome.skipped = True
                     return self._finish(outcome)
-                verified = False
-                try:
-                    seen = await self._read_listing(record, live, claim, outcome)
-                    verified = await self._find_gone(record, seen, claim, outcome)
-                except _EXPECTED as exc:
-                    outcome.error = f"{exc.__class__.__name__}: {exc}"
+                result = await self._pass(record, live, claim, outcome)
                 with contextlib.suppress(DatabaseUnavailable):
                     await self._store.channel_release(
-                        record.login, complete=outcome.complete, verified=verified,
-                        error=outcome.error,
-                    )  # fmt: skip
+                        record.login, owner=self._owner, result=result
+                    )
                 return self._finish(outcome)
+
+    async def _pass(
+        self,
+        record: ChannelRecord,
+        live: frozenset[str] | None,
+        claim: Claim,
+        outcome: ChannelOutcome,
+    ) -> PassResult:
+        """Read the listing, then look for VODs that vanished; never raises."""
+        newest: datetime | None = None
+        verified = False
+        try:
+            days = retention_days(record.login, record.broadcaster_type, self._overrides)
+            await self._store.vods_retention_update(record.login, days)
+            seen = await self._read_listing(record, live, claim, outcome)
+            newest = max((v.created_at for v in seen.values()), default=None)
+            verified = await self._find_gone(record, live, seen, claim, outcome)
+        except LeaseLost:
+            outcome.error = "another replica took the channel over"
+        except _EXPECTED as exc:
+            outcome.error = f"{exc.__class__.__name__}: {exc}"
+        except Exception as exc:  # no input may stop the loop or the other channels
+            outcome.error = f"unexpected {exc.__class__.__name__}: {exc}"
+            self._log.exception("discovery_channel_crashed", channel=record.login)
+        done = outcome.error is None and (outcome.complete or outcome.reached_watermark)
+        return PassResult(
+            watermark_at=newest if done else None,
+            full_read=outcome.error is None and outcome.complete,
+            verified=verified,
+            error=outcome.error,
+        )
 
     async def _read_listing(
         self,
@@ -179,6 +218,12 @@ class Discovery:
         claim: Claim,
         outcome: ChannelOutcome,
     ) -> dict[str, HelixVideo]:
+        now = self._clock()
+        full = (
+            claim.watermark_at is None
+            or claim.full_read_at is None
+            or now - claim.full_read_at >= FULL_READ_EVERY
+        )
         seen: dict[str, HelixVideo] = {}
         cursors: set[str] = set()
         cursor: str | None = None
@@ -186,19 +231,30 @@ class Discovery:
             page = await self._helix.videos_page(record.user_id, cursor)
             outcome.pages += 1
             self._report_rejected(page.rejected, outcome)
-            known = await self._store.vod_durations([v.id for v in page.videos])
-            rows = [self._row(v, record, live, known.get(v.id)) for v in page.videos]
+            # A listing can repeat a VOD (its offsets shift as VODs come and go): once is enough.
+            fresh: list[HelixVideo] = []
+            for video in page.videos:
+                if video.id not in seen and all(f.id != video.id for f in fresh):
+                    fresh.append(video)
+            known = await self._store.vod_durations([v.id for v in fresh])
+            rows = [self._row(v, record, live, known.get(v.id)) for v in fresh]
             results = await self._store.vods_upsert(rows)
             inserted = sum(1 for was_new, _ in results.values() if was_new)
             if inserted:
                 outcome.discovered += inserted
                 self._metrics.vods_discovered.labels(record.login).inc(inserted)
-            seen.update((v.id, v) for v in page.videos)
+            seen.update((v.id, v) for v in fresh)
+            if not await self._store.channel_renew(
+                record.login, owner=self._owner, lease_s=LEASE_S
+            ):
+                raise LeaseLost
             if page.cursor is None:
                 outcome.complete = True
                 break
-            if claim.catalogue_complete and known:
-                break  # everything older was read by an earlier pass
+            watermark = claim.watermark_at
+            if not full and watermark and any(v.created_at <= watermark for v in page.videos):
+                outcome.reached_watermark = True  # everything older was read by an earlier pass
+                break
             if page.cursor in cursors or outcome.pages >= MAX_PAGES:
                 raise HelixDataError(
                     f"the listing does not end (cursor repeated or {outcome.pages} pages); "
@@ -240,11 +296,13 @@ class Discovery:
     async def _find_gone(
         self,
         record: ChannelRecord,
+        live: frozenset[str] | None,
         seen: Mapping[str, HelixVideo],
         claim: Claim,
         outcome: ChannelOutcome,
     ) -> bool:
-        """Mark VODs that vanished from Twitch as gone; True if every unarchived one was checked."""
+        """Note VODs missing from Twitch, and mark gone those missing twice; True if every
+        unarchived VOD of the channel was checked."""
         unarchived = {i: d for i, d in (await self._store.vods_unarchived(record.login)).items()
                       if i not in seen}  # fmt: skip
         now = self._clock()
@@ -255,15 +313,22 @@ class Discovery:
             # Only where this pass's pages should have listed them: as new as the oldest seen.
             oldest = min((v.created_at for v in seen.values()), default=None)
             candidates = [i for i, d in unarchived.items() if oldest and d and d >= oldest]
-        if candidates:
-            found, rejected = await self._helix.videos_by_id(candidates)
-            if any(r.item_id == "?" for r in rejected):
-                return False  # an answer item without an id: cannot tell who is missing
-            unreadable = {r.item_id for r in rejected}
-            vanished = [i for i in candidates if i not in found and i not in unreadable]
-            outcome.gone = await self._store.vods_mark_gone(vanished)
-            for vod_id in outcome.gone:
-                self._log.info("vod_gone", channel=record.login, vod_id=vod_id)
+        second_look = await self._store.vods_gone_unexpired(record.login, now) if verify_all else []
+        lookup = [i for i in (*candidates, *second_look) if i not in seen]
+        if not lookup:
+            return outcome.complete or verify_all
+        found, rejected = await self._helix.videos_by_id(lookup)
+        if found:  # still on Twitch though not in the listing read: refresh (and revive) them
+            known = await self._store.vod_durations(list(found))
+            rows = [self._row(v, record, live, known.get(v.id)) for v in found.values()]
+            await self._store.vods_upsert(rows)
+        if any(r.item_id == "?" for r in rejected):
+            return False  # an answer item without an id: cannot tell who is missing
+        unreadable = {r.item_id for r in rejected}
+        vanished = [i for i in candidates if i not in found and i not in unreadable]
+        outcome.gone = await self._store.vods_mark_missing(vanished, now)
+        for vod_id in outcome.gone:
+            self._log.info("vod_gone", channel=record.login, vod_id=vod_id)
         return outcome.complete or verify_all
 
     def _report_rejected(self, rejected: Sequence[Rejected], outcome: ChannelOutcome) -> None:

@@ -16,7 +16,7 @@ import httpx
 
 from vodarchiver.config import Secret
 from vodarchiver.errors import HelixUnavailable, TwitchCredentialsError
-from vodarchiver.logs import get_logger
+from vodarchiver.logs import get_logger, redact
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
 
@@ -43,6 +43,7 @@ class AppToken:
         client_id: str,
         client_secret: Secret,
         metrics: Metrics,
+        timeout_s: float = 10.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
@@ -50,6 +51,7 @@ class AppToken:
         self._client_id = client_id
         self._secret = client_secret
         self._metrics = metrics
+        self._timeout_s = timeout_s
         self._monotonic = monotonic
         self._cached: _Cached | None = None
         self._lock = asyncio.Lock()
@@ -80,8 +82,9 @@ class AppToken:
             "grant_type": "client_credentials",
         }
         try:
-            response = await self._http.post(self._url, data=form)
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(self._timeout_s):
+                response = await self._http.post(self._url, data=form)
+        except (httpx.HTTPError, TimeoutError) as exc:
             self._metrics.helix_requests.labels("token", "error").inc()
             raise HelixUnavailable(f"token request failed: {exc.__class__.__name__}") from exc
         self._metrics.helix_requests.labels("token", str(response.status_code)).inc()
@@ -116,4 +119,5 @@ def _message(response: httpx.Response) -> str:
     except json.JSONDecodeError:
         return f"HTTP {response.status_code}"
     message = body.get("message") if isinstance(body, dict) else None
-    return str(message)[:200] if message else f"HTTP {response.status_code}"
+    # Shown in /readyz, which the log scrubber does not see: scrub it here.
+    return redact(str(message)[:200]) if message else f"HTTP {response.status_code}"

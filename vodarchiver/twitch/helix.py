@@ -91,6 +91,7 @@ class HelixClient:
         api_url: str,
         client_id: str,
         metrics: Metrics,
+        timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -102,6 +103,7 @@ class HelixClient:
         self._api = api_url
         self._client_id = client_id
         self._metrics = metrics
+        self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
         self._wall = wall_clock
         self._monotonic = monotonic
@@ -158,7 +160,9 @@ class HelixClient:
             try:
                 body = await self._call("videos", "/videos", [("id", i) for i in batch])
             except HelixRequestError as exc:
-                if exc.status == 404:
+                # Only Helix's own "not found" means none of these exist; a 404 page from a
+                # proxy or a load balancer says nothing about the VODs.
+                if exc.status == 404 and exc.from_helix:
                     continue
                 raise
             videos, rejected = _parse_videos(data_items(body))
@@ -189,8 +193,10 @@ class HelixClient:
             await self._wait_for_bucket(endpoint)
             token = await self._token.get()
             try:
-                status, headers, body = await self._get(path, params, token)
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                # The whole call, not each read: a server trickling bytes cannot hold us longer.
+                async with asyncio.timeout(self._timeout_s):
+                    status, headers, body = await self._get(path, params, token)
+            except (httpx.TimeoutException, httpx.TransportError, TimeoutError) as exc:
                 self._metrics.helix_requests.labels(endpoint, "error").inc()
                 failures += 1
                 await self._backoff(endpoint, failures, f"{exc.__class__.__name__}")
@@ -213,7 +219,11 @@ class HelixClient:
                 failures += 1
                 await self._backoff(endpoint, failures, f"HTTP {status}")
                 continue
-            raise HelixRequestError(status, f"Helix {endpoint} answered {status}: {_reason(body)}")
+            raise HelixRequestError(
+                status,
+                f"Helix {endpoint} answered {status}: {_reason(body)}",
+                from_helix=_is_helix_error(body, status),
+            )
 
     async def _get(
         self, path: str, params: list[tuple[str, str]], token: str
@@ -251,7 +261,10 @@ class HelixClient:
     async def _after_429(self, endpoint: str, failures: int, wait_s: float) -> None:
         if failures >= self._retry.attempts:
             raise HelixUnavailable(f"Helix {endpoint}: still rate limited after {failures} tries")
-        wait_s = min(wait_s, self._retry.max_rate_limit_wait_s)
+        # At least a second, plus jitter: a reset "now" (clocks differ by a little) must not
+        # turn into a burst of retries, nor may every channel retry at the same instant.
+        wait_s = min(max(wait_s, 1.0), self._retry.max_rate_limit_wait_s)
+        wait_s += self._rng.random() * 0.5
         self._log.warning("helix_rate_limited", endpoint=endpoint, wait_ms=round(wait_s * 1000))
         await self._sleep(wait_s)
 
@@ -274,16 +287,25 @@ def _batches(items: Sequence[str], size: int) -> list[Sequence[str]]:
 def _json(body: bytes, endpoint: str) -> object:
     try:
         parsed: object = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, deep nesting
         start = body[:60].decode(errors="replace")
         raise HelixDataError(f"Helix {endpoint} answered 200 without JSON: {start!r}") from None
     return parsed
 
 
+def _is_helix_error(body: bytes, status: int) -> bool:
+    """Whether a body is Helix's own error object for this status (`{"error", "status", ...}`)."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("status") == status and "error" in parsed
+
+
 def _reason(body: bytes) -> str:
     try:
         parsed = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         return body[:100].decode(errors="replace")
     if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
         return str(parsed["message"])[:200]

@@ -72,13 +72,22 @@ def parse_twitch_duration(text: str) -> int:
     if match is None or not text:
         raise ParseError(f"duration {text!r} is not like 3h8m33s")
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return hours * 3600 + minutes * 60 + seconds
+    total = hours * 3600 + minutes * 60 + seconds
+    if total > MAX_DURATION_S:
+        raise ParseError(f"duration {text[:40]!r} is longer than any broadcast")
+    return total
+
+
+# Twitch caps a broadcast at 48 hours; anything far beyond is garbage, not a VOD.
+MAX_DURATION_S = 7 * 86400
+_EARLIEST, _LATEST = datetime(2005, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def _str(item: Mapping[str, Any], key: str, *, empty_ok: bool = True) -> str:
     value = item.get(key)
     if not isinstance(value, str):
         raise ParseError(f"{key!r} should be a string, got {type(value).__name__}")
+    value = value.replace("\x00", "")  # PostgreSQL text cannot hold NUL; nothing meant it
     if not empty_ok and not value:
         raise ParseError(f"{key!r} is empty")
     return value
@@ -99,7 +108,10 @@ def parse_time(text: str, key: str = "time") -> datetime:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ParseError(f"{key!r} is not a timestamp: {text[:40]!r}") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not _EARLIEST <= value < _LATEST:
+        raise ParseError(f"{key!r} is out of range: {text[:40]!r}")
+    return value
 
 
 def _muted(raw: object) -> tuple[MutedSegment, ...]:

@@ -24,14 +24,16 @@ class RateLimit:
 
     def observe(self, headers: Mapping[str, str], now: float) -> None:
         """Take the bucket's state from an answer's headers (missing or bad headers: ignored)."""
-        remaining, reset = headers.get("ratelimit-remaining"), headers.get("ratelimit-reset")
         try:
-            if remaining is not None:
-                self.remaining = max(0, int(remaining))
-            if reset is not None:
-                self.reset_at = float(reset)
-        except ValueError:
+            remaining = int(headers["ratelimit-remaining"])
+            reset_at = float(headers["ratelimit-reset"])
+        except (KeyError, ValueError):
             return
+        remaining = max(0, remaining)
+        if reset_at == self.reset_at and self.remaining is not None:
+            # Same bucket window: an answer that arrives late must not undo points spent since.
+            remaining = min(remaining, self.remaining)
+        self.remaining, self.reset_at = remaining, reset_at
         if self.reset_at is not None and self.reset_at < now:
             self.reset_at = None
 
@@ -50,11 +52,13 @@ class RateLimit:
 
 
 def retry_after_s(headers: Mapping[str, str], now: float, default_s: float) -> float:
-    """How long a 429 asks us to wait: until `Ratelimit-Reset`, else `Retry-After`, else default."""
+    """How long a 429 asks us to wait: until a future `Ratelimit-Reset`, else `Retry-After`,
+    else the default."""
     reset = headers.get("ratelimit-reset")
     if reset is not None:
         try:
-            return max(0.0, float(reset) - now)
+            if float(reset) > now:
+                return float(reset) - now
         except ValueError:
             pass
     after = headers.get("retry-after")
