@@ -8,17 +8,22 @@ commits and locks behave exactly as in production.
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import secrets
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
 
+from vodarchiver import logs
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
 
@@ -137,3 +142,33 @@ async def databases(pg_admin_url: str, template_db: str) -> AsyncIterator[Databa
 async def db_url(databases: DatabaseFactory) -> str:
     """A fresh, migrated database for this test."""
     return await databases.migrated()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """Every log line written during the test, as JSON; plain text logging restored after."""
+    out = io.StringIO()
+    logs.configure("debug", "json", stream=out)
+    yield out
+    logs.configure("info", "text")
+
+
+def logged(out: io.StringIO, event: str) -> list[dict[str, Any]]:
+    """The JSON log events with this name, in order."""
+    lines = (json.loads(line) for line in out.getvalue().splitlines())
+    return [line for line in lines if line.get("event") == event]
+
+
+class ManualClock:
+    """A clock that stands still until the test moves it: pass `clock` where `now()` is injected."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+        self.start = self.now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def at(self, **since_start: float) -> None:
+        """Set the time to the start plus a timedelta (`clock.at(minutes=15)`)."""
+        self.now = self.start + timedelta(**since_start)

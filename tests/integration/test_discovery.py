@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,9 +16,9 @@ import psycopg
 import psycopg_pool
 import pytest
 
+from tests.conftest import ManualClock, logged
 from tests.fakes.server import LocalServer
 from tests.fakes.twitch import FakeTwitch
-from vodarchiver import logs
 from vodarchiver.config import Secret
 from vodarchiver.db.store import Store
 from vodarchiver.errors import HelixRequestError, HelixUnavailable
@@ -76,20 +76,6 @@ async def rig(db_url: str) -> AsyncIterator[Rig]:
         psycopg_pool.AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False) as pool,
     ):
         yield Rig(fake, server, http, Store(pool), Metrics("test"), db_url)
-
-
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """JSON log lines written during the test."""
-    out = io.StringIO()
-    logs.configure("debug", "json", stream=out)
-    yield out
-    logs.configure("info", "text")
-
-
-def events(out: io.StringIO, name: str) -> list[dict[str, Any]]:
-    """Logged events with this name."""
-    return [e for e in map(json.loads, out.getvalue().splitlines()) if e.get("event") == name]
 
 
 async def test_three_channels_of_250_are_read_completely_then_cheaply(rig: Rig) -> None:
@@ -233,9 +219,8 @@ async def test_a_vod_deleted_on_twitch_becomes_gone(rig: Rig) -> None:
     """A deleted recent VOD is gone after two confirmed misses 10+ minutes apart; an old one beyond page 1 after the hourly checks."""
     rig.fake.add_channel("alice")
     vods = rig.fake.add_vods("alice", 150)
-    now = datetime.now(UTC)
-    clock = [now]
-    discovery = rig.discovery(["alice"], clock=lambda: clock[0])
+    clock = ManualClock()
+    discovery = rig.discovery(["alice"], clock=clock)
     await discovery.run_pass()
     recent, old = vods[3]["id"], vods[140]["id"]
     rig.fake.delete_vod(recent)
@@ -245,14 +230,14 @@ async def test_a_vod_deleted_on_twitch_becomes_gone(rig: Rig) -> None:
     assert await rig.rows("SELECT twitch_vod_id FROM vods WHERE missing_since IS NOT NULL") == [
         (recent,)
     ]
-    clock[0] = now + timedelta(minutes=15)
+    clock.at(minutes=15)
     (outcome,) = await discovery.run_pass()
     assert outcome.gone == [recent]
     assert await rig.state(recent) == "gone"
     assert await rig.state(old) == "queued"
-    clock[0] = now + timedelta(hours=2)
+    clock.at(hours=2)
     await discovery.run_pass()
-    clock[0] = now + timedelta(hours=3, minutes=30)
+    clock.at(hours=3, minutes=30)
     (outcome,) = await discovery.run_pass()
     assert outcome.gone == [old]
     gone = await rig.rows(
@@ -265,12 +250,11 @@ async def test_a_proxy_404_or_a_single_miss_never_marks_gone(rig: Rig) -> None:
     """An HTML 404 on the id lookup (not Helix's own), or a VOD missing once and then back, is not gone."""
     rig.fake.add_channel("alice")
     vods = rig.fake.add_vods("alice", 150)
-    now = datetime.now(UTC)
-    clock = [now]
-    discovery = rig.discovery(["alice"], clock=lambda: clock[0])
+    clock = ManualClock()
+    discovery = rig.discovery(["alice"], clock=clock)
     await discovery.run_pass()
     for minutes in (90, 200):  # two hourly checks of the 50 VODs beyond page 1
-        clock[0] = now + timedelta(minutes=minutes)
+        clock.at(minutes=minutes)
         rig.fake.fail_next("videos", 404, body=b"<html>Not Found</html>", content_type="text/html")
         await discovery.run_pass()
     assert await rig.rows(
@@ -278,7 +262,7 @@ async def test_a_proxy_404_or_a_single_miss_never_marks_gone(rig: Rig) -> None:
     ) == [(0,)]
     deleted = rig.fake.video(vods[2]["id"])
     rig.fake.delete_vod(deleted["id"])
-    clock[0] = now + timedelta(minutes=210)
+    clock.at(minutes=210)
     await discovery.run_pass()
     assert await rig.rows(
         "SELECT missing_since IS NOT NULL FROM vods WHERE twitch_vod_id = %s", deleted["id"]
@@ -286,7 +270,7 @@ async def test_a_proxy_404_or_a_single_miss_never_marks_gone(rig: Rig) -> None:
     rig.fake.add_vod(
         "alice", video_id=deleted["id"], created_at=datetime.fromisoformat(deleted["created_at"])
     )
-    clock[0] = now + timedelta(minutes=240)
+    clock.at(minutes=240)
     await discovery.run_pass()
     assert await rig.rows(
         "SELECT state, missing_since FROM vods WHERE twitch_vod_id = %s", deleted["id"]
@@ -297,20 +281,19 @@ async def test_a_gone_vod_that_comes_back_is_revived(rig: Rig) -> None:
     """A VOD marked gone that Twitch lists again is queued again, its download state reset."""
     rig.fake.add_channel("alice")
     vods = rig.fake.add_vods("alice", 3)
-    now = datetime.now(UTC)
-    clock = [now]
-    discovery = rig.discovery(["alice"], clock=lambda: clock[0])
+    clock = ManualClock()
+    discovery = rig.discovery(["alice"], clock=clock)
     await discovery.run_pass()
     victim = rig.fake.video(vods[1]["id"])
     rig.fake.delete_vod(victim["id"])
     await discovery.run_pass()
-    clock[0] = now + timedelta(minutes=15)
+    clock.at(minutes=15)
     await discovery.run_pass()
     assert await rig.state(victim["id"]) == "gone"
     rig.fake.add_vod(
         "alice", video_id=victim["id"], created_at=datetime.fromisoformat(victim["created_at"])
     )
-    clock[0] = now + timedelta(hours=2)
+    clock.at(hours=2)
     await discovery.run_pass()
     assert await rig.rows(
         "SELECT state, download_state, gone_at FROM vods WHERE twitch_vod_id = %s", victim["id"]
@@ -344,16 +327,15 @@ async def test_the_whole_listing_is_read_again_once_a_day(rig: Rig) -> None:
     """A day after the last full read, a pass reads every page again (and finds what an incremental pass could not)."""
     rig.fake.add_channel("alice")
     rig.fake.add_vods("alice", 250)
-    now = datetime.now(UTC)
-    clock = [now]
-    discovery = rig.discovery(["alice"], clock=lambda: clock[0])
+    clock = ManualClock()
+    discovery = rig.discovery(["alice"], clock=clock)
     await discovery.run_pass()
     hidden = rig.fake.add_vod(
-        "alice", created_at=now - timedelta(days=300)
+        "alice", created_at=clock.start - timedelta(days=300)
     )  # older than the watermark
     (incremental,) = await discovery.run_pass()
     assert incremental.pages == 1
-    clock[0] = now + timedelta(days=1, minutes=1)
+    clock.at(days=1, minutes=1)
     (full,) = await discovery.run_pass()
     assert full.pages == 3
     assert await rig.state(hidden["id"]) == "queued"
@@ -531,8 +513,8 @@ async def test_a_bad_page_is_logged_and_skipped_without_harm(
     assert reason in (failed[0].error or "")
     after = await rig.rows("SELECT twitch_vod_id, title, state, duration_s FROM vods ORDER BY 1")
     assert set(before) <= set(after)
-    logged = events(log_lines, "discovery_channel_failed")
-    assert logged[0]["channel"] == failed[0].channel
+    reported = logged(log_lines, "discovery_channel_failed")
+    assert reported[0]["channel"] == failed[0].channel
     await discovery.run_pass()
     assert await rig.rows("SELECT count(*) FROM vods") == [(11,)]
 
@@ -545,7 +527,7 @@ async def test_a_malformed_item_is_skipped_alone(rig: Rig, log_lines: io.StringI
     (outcome,) = await rig.discovery(["alice"]).run_pass()
     assert outcome.rejected == 1
     assert await rig.rows("SELECT count(*) FROM vods") == [(4,)]
-    (rejected,) = events(log_lines, "helix_item_rejected")
+    (rejected,) = logged(log_lines, "helix_item_rejected")
     assert rejected["channel"] == "alice"
 
 

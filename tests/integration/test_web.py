@@ -6,11 +6,10 @@ import asyncio
 import io
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
@@ -21,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from tests.conftest import logged
 from vodarchiver import logs
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.store import Store
@@ -40,16 +40,7 @@ class Surface:
 
 
 @pytest.fixture
-def log_stream() -> Iterator[io.StringIO]:
-    """JSON log lines written during the test."""
-    out = io.StringIO()
-    logs.configure("debug", "json", stream=out)
-    yield out
-    logs.configure("info", "text")
-
-
-@pytest.fixture
-async def surface(db_url: str, tmp_path: Path, log_stream: io.StringIO) -> AsyncIterator[Surface]:
+async def surface(db_url: str, tmp_path: Path, log_lines: io.StringIO) -> AsyncIterator[Surface]:
     """The real app over a real pool, store and probe."""
     metrics = Metrics("9.9.9")
     probe = DatabaseProbe(db_url)
@@ -64,12 +55,6 @@ async def surface(db_url: str, tmp_path: Path, log_stream: io.StringIO) -> Async
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield Surface(client, metrics, tmp_path, db_url)
     await probe.aclose()
-
-
-def events(stream: io.StringIO, name: str) -> list[dict[str, Any]]:
-    """Logged events with this name."""
-    found = [json.loads(line) for line in stream.getvalue().splitlines()]
-    return [e for e in found if e.get("event") == name]
 
 
 async def test_healthz_and_readyz_when_all_is_well(surface: Surface) -> None:
@@ -165,12 +150,12 @@ async def test_metrics_registry_is_per_instance() -> None:
 
 
 async def test_correlation_id_is_reused_echoed_and_logged(
-    surface: Surface, log_stream: io.StringIO
+    surface: Surface, log_lines: io.StringIO
 ) -> None:
     """A valid X-Correlation-ID comes back in the response and in the request's log line."""
     response = await surface.client.get("/status", headers={"X-Correlation-ID": "trace-42"})
     assert response.headers["X-Correlation-ID"] == "trace-42"
-    (line,) = events(log_stream, "http_request")
+    (line,) = logged(log_lines, "http_request")
     assert line["corr"] == "trace-42"
     assert line["component"] == "http"
     assert line["status"] == 200
@@ -186,7 +171,7 @@ async def test_invalid_or_missing_correlation_ids_are_replaced(surface: Surface)
     assert first != second
 
 
-async def test_every_line_logged_while_serving_carries_corr(log_stream: io.StringIO) -> None:
+async def test_every_line_logged_while_serving_carries_corr(log_lines: io.StringIO) -> None:
     """Lines written by handlers and by the crash path all carry the request's corr."""
     log = logs.get_logger("handler")
 
@@ -212,7 +197,7 @@ async def test_every_line_logged_while_serving_carries_corr(log_stream: io.Strin
         assert (
             await client.get("/nowhere", headers={"X-Correlation-ID": "c-3"})
         ).status_code == 404
-    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines()]
     by_corr = {
         corr: [line["event"] for line in lines if line.get("corr") == corr]
         for corr in ("c-1", "c-2", "c-3")
