@@ -16,7 +16,7 @@ live, then reads each channel's archive listing (newest first), a few channels a
 - a bad page (not JSON, HTML, enormous, a looping cursor, values the database refuses) ends that
   channel's pass with a logged reason; a bad item is skipped alone. Nothing stored is
   overwritten by what failed to parse, and no input can stop the other channels or the loop.
-Replicas split the work through a lease on each channel row, renewed page by page.
+Replicas split the work through a lease on each channel row, renewed as a pass goes on.
 """
 
 from __future__ import annotations
@@ -227,27 +227,31 @@ class Discovery:
         seen: dict[str, HelixVideo] = {}
         cursors: set[str] = set()
         cursor: str | None = None
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             page = await self._helix.videos_page(record.user_id, cursor)
             outcome.pages += 1
             self._report_rejected(page.rejected, outcome)
             # A listing can repeat a VOD (its offsets shift as VODs come and go): once is enough.
-            fresh: list[HelixVideo] = []
+            fresh: dict[str, HelixVideo] = {}
             for video in page.videos:
-                if video.id not in seen and all(f.id != video.id for f in fresh):
-                    fresh.append(video)
-            known = await self._store.vod_durations([v.id for v in fresh])
-            rows = [self._row(v, record, live, known.get(v.id)) for v in fresh]
+                if video.id not in seen:
+                    fresh.setdefault(video.id, video)  # the first of two copies wins
+            known = await self._store.vod_durations(list(fresh))
+            rows = [self._row(v, record, live, known.get(v.id)) for v in fresh.values()]
             results = await self._store.vods_upsert(rows)
             inserted = sum(1 for was_new, _ in results.values() if was_new)
             if inserted:
                 outcome.discovered += inserted
                 self._metrics.vods_discovered.labels(record.login).inc(inserted)
-            seen.update((v.id, v) for v in fresh)
-            if not await self._store.channel_renew(
-                record.login, owner=self._owner, lease_s=LEASE_S
-            ):
-                raise LeaseLost
+            seen.update(fresh)
+            if loop.time() - renewed > LEASE_S / 3:  # a committed write: not after every page
+                if not await self._store.channel_renew(
+                    record.login, owner=self._owner, lease_s=LEASE_S
+                ):
+                    raise LeaseLost
+                renewed = loop.time()
             if page.cursor is None:
                 outcome.complete = True
                 break
