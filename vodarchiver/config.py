@@ -231,6 +231,24 @@ def _http_url(raw: str) -> str:
     return text
 
 
+def _rate(raw: str) -> str:
+    """yt-dlp's rate syntax: `50K`, `4.2M`, `1G` bytes a second; empty for no limit."""
+    text = raw.strip().upper()
+    if text and not re.fullmatch(r"\d+(?:\.\d+)?[KMG]?", text):
+        raise ValueError(f"expected bytes per second such as 500K, 10M or 1G, got {raw!r}")
+    return text
+
+
+def _positive_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    if not 0 <= value < 1e6:
+        raise ValueError(f"must be between 0 and 1000000, got {raw!r}")
+    return value
+
+
 def _nonempty(raw: str) -> str:
     return raw.strip()
 
@@ -302,6 +320,45 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "DISCOVERY_INTERVAL", "discovery_interval_s", "Pipeline", "5m",
         "How often each channel's VOD list is read from Helix.", _positive_duration,
+    ),
+    Variable(
+        "MAX_CONCURRENT_DOWNLOADS", "max_concurrent_downloads", "Pipeline", "1",
+        "VODs downloaded at once by this daemon (0 turns the download stage off).",
+        _int_in(0, 32),
+    ),
+    Variable(
+        "DOWNLOAD_MAX_ATTEMPTS", "download_max_attempts", "Pipeline", "5",
+        "Failed download attempts after which a VOD is `failed_permanent`.", _int_in(1, 100),
+    ),
+    Variable(
+        "DOWNLOAD_BACKOFF_BASE", "download_backoff_base_s", "Pipeline", "1m",
+        "Wait after the first failed attempt; doubles with each further failure.",
+        _positive_duration,
+    ),
+    Variable(
+        "DOWNLOAD_BACKOFF_MAX", "download_backoff_max_s", "Pipeline", "6h",
+        "Longest wait between two download attempts.", _positive_duration,
+    ),
+    # Media
+    Variable(
+        "DOWNLOAD_CONCURRENT_FRAGMENTS", "download_concurrent_fragments", "Media", "8",
+        "HLS fragments yt-dlp fetches in parallel for one VOD (chosen by `make bench`).",
+        _int_in(1, 64),
+    ),
+    Variable(
+        "DOWNLOAD_RATE_LIMIT", "download_rate_limit", "Media", "",
+        "Bandwidth cap of one download in bytes a second (`500K`, `10M`); empty: none.", _rate,
+    ),
+    Variable(
+        "DOWNLOAD_SIZE_ESTIMATE_MBPS", "download_size_estimate_mbps", "Media", "8",
+        "Bitrate assumed to estimate a VOD's size from its duration before downloading it "
+        "(Twitch's source quality is at most about 8 Mbps).", _positive_float,
+    ),
+    # Storage (download)
+    Variable(
+        "DISK_MIN_FREE_GB", "disk_min_free_gb", "Storage", "5",
+        "Free space DATA_DIR must keep: a download that would eat into it waits "
+        "(`waiting_for_disk`) until space returns.", _positive_float,
     ),
     # Database
     Variable(
@@ -386,6 +443,14 @@ class Settings:
     twitch_retention_days: dict[str, int]
     helix_timeout_s: float
     discovery_interval_s: float
+    max_concurrent_downloads: int
+    download_max_attempts: int
+    download_backoff_base_s: float
+    download_backoff_max_s: float
+    download_concurrent_fragments: int
+    download_rate_limit: str
+    download_size_estimate_mbps: float
+    disk_min_free_gb: float
     database_url: DatabaseUrl | None
     database_pool_min_size: int
     database_pool_max_size: int

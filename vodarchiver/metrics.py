@@ -112,6 +112,41 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.downloads_started = Counter(
+            "vod_downloads_started_total", "Download attempts started.", registry=self.registry
+        )
+        self.downloads_succeeded = Counter(
+            "vod_downloads_succeeded_total",
+            "Downloads that ended with a verified file.",
+            registry=self.registry,
+        )
+        self.downloads_failed = Counter(
+            "vod_downloads_failed_total",
+            "Download attempts that failed (retryable or not).",
+            registry=self.registry,
+        )
+        self.download_duration = Histogram(
+            "vod_download_duration_seconds",
+            "Time from the start of a download attempt to its verified file.",
+            buckets=(30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 21600, 43200),
+            registry=self.registry,
+        )
+        self.download_bytes = Counter(
+            "vod_download_bytes_total",
+            "Bytes fetched by downloads (a resumed download counts only what it fetched).",
+            registry=self.registry,
+        )
+        self.disk_free_bytes = Gauge(
+            "vodarchiver_disk_free_bytes",
+            "Free space in DATA_DIR.",
+            registry=self.registry,
+        )
+        self.vods_waiting_for_disk = Gauge(
+            "vods_waiting_for_disk",
+            "VODs whose download waits for free space in DATA_DIR.",
+            registry=self.registry,
+        )
+
     def record_vod_counts(self, counts: dict[VodState, int]) -> None:
         """Refresh the per-state gauges from a count of every state."""
         for state, n in counts.items():

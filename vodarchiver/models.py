@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 
@@ -147,3 +148,30 @@ class VodUpsert:
     retention_days: int
     expires_at: datetime
     live: bool | None
+
+
+@dataclass(frozen=True)
+class DownloadClaim:
+    """A VOD taken by a download worker."""
+
+    row_id: int
+    vod_id: str
+    channel: str
+    url: str | None
+    duration_s: int | None
+    failed_attempts: int
+    corr: str
+    title: str
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """How a download attempt ended, as the VOD row records it."""
+
+    state: str
+    download_state: str
+    failed: int  # 1 when the attempt counts against DOWNLOAD_MAX_ATTEMPTS
+    next_attempt_at: datetime | None = None
+    error: str | None = None
+    file_path: Path | None = None
+    file_size: int | None = None

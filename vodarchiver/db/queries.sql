@@ -180,7 +180,9 @@ LIMIT %(limit)s OFFSET %(offset)s;
 SELECT twitch_vod_id, channel, stream_id, title, description, state, download_state, priority,
        date, published_at, duration_s, url, thumbnail_url, viewable, muted_segments,
        retention_days, expires_at, last_seen_at, gone_at, youtube_url, processing_error,
-       processed, created_at, updated_at
+       processed, corr, download_attempts, next_attempt_at, download_started_at,
+       download_finished_at, download_progress, download_progress_at, file_path, file_size,
+       created_at, updated_at
 FROM vods WHERE twitch_vod_id = %(id)s;
 
 -- name: vods_expiring_soon
@@ -188,3 +190,72 @@ SELECT count(*) FROM vods
 WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
                 'waiting_for_auth', 'uploading', 'failed_retryable')
   AND expires_at < now() + make_interval(hours => %(hours)s);
+
+-- name: download_claim
+-- The next VOD to download, in queue order: queued, due for a retry, waiting for disk (not
+-- rechecked more than once a minute, so it cannot hold up the queue), or abandoned by a worker
+-- whose lease ran out.
+UPDATE vods SET
+    state = 'downloading', download_state = 'downloading',
+    claimed_by = %(owner)s, claim_until = now() + make_interval(secs => %(lease_s)s),
+    download_started_at = now(), download_progress = NULL, next_attempt_at = NULL,
+    updated_at = now()
+WHERE id = (
+    SELECT id FROM vods
+    WHERE state = 'queued'
+       OR (state = 'failed_retryable' AND next_attempt_at <= now())
+       OR (state = 'waiting_for_disk' AND updated_at <= now() - interval '1 minute')
+       OR (state = 'downloading' AND claim_until < now())
+    ORDER BY priority DESC, expires_at ASC NULLS LAST, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, twitch_vod_id, channel, url, duration_s, download_attempts, corr, title;
+
+-- name: download_progress
+-- Renew the lease and store progress; no row means the VOD was canceled or taken over.
+UPDATE vods SET claim_until = now() + make_interval(secs => %(lease_s)s),
+                download_progress = %(progress)s, download_progress_at = now()
+WHERE id = %(id)s AND claimed_by = %(owner)s AND state = 'downloading'
+RETURNING id;
+
+-- name: download_finish
+-- Record how an attempt ended, if this worker still owns the VOD (a cancel wins).
+UPDATE vods SET
+    state = %(state)s, download_state = %(download_state)s,
+    download_attempts = download_attempts + %(failed)s,
+    next_attempt_at = %(next_attempt_at)s,
+    download_error = %(error)s, processing_error = %(error)s,
+    file_path = COALESCE(%(file_path)s, file_path), file_size = COALESCE(%(file_size)s, file_size),
+    download_finished_at = CASE WHEN %(state)s = 'downloaded' THEN now() ELSE download_finished_at END,
+    gone_at = CASE WHEN %(state)s = 'gone' THEN now() ELSE gone_at END,
+    claimed_by = NULL, claim_until = NULL, updated_at = now()
+WHERE id = %(id)s AND claimed_by = %(owner)s AND state = 'downloading'
+RETURNING id;
+
+-- name: download_release_previous
+-- At start-up: claims an earlier run of this daemon (same host and DATA_DIR) left behind when it
+-- was killed are released at once instead of waiting for their leases to run out.
+UPDATE vods SET claim_until = now() - interval '1 second'
+WHERE state = 'downloading' AND claimed_by LIKE %(prefix)s AND claimed_by <> %(owner)s
+RETURNING twitch_vod_id;
+
+-- name: vod_cancel
+-- Cancel a VOD that is not archived yet; returns its previous state.
+UPDATE vods AS v SET state = 'canceled', download_state = 'canceled',
+                     claimed_by = NULL, claim_until = NULL, next_attempt_at = NULL,
+                     updated_at = now()
+FROM (SELECT id, state FROM vods WHERE twitch_vod_id = %(id)s FOR UPDATE) AS before
+WHERE v.id = before.id
+  AND before.state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'failed_retryable',
+                       'failed_permanent')
+RETURNING before.state, v.channel;
+
+-- name: vods_waiting_for_disk
+SELECT count(*) FROM vods WHERE state = 'waiting_for_disk';
+
+-- name: kv_ema
+-- Exponential moving average in kv (the runbook's avg_download_ms, ...).
+INSERT INTO kv (key, value, updated_at) VALUES (%(key)s, %(sample)s::text, now())
+ON CONFLICT (key) DO UPDATE SET
+    value = (%(alpha)s * %(sample)s + (1 - %(alpha)s) * kv.value::double precision)::text,
+    updated_at = now();

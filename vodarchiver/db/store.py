@@ -20,7 +20,16 @@ from psycopg.types.json import Jsonb
 
 from vodarchiver.db.queries import q
 from vodarchiver.errors import DatabaseUnavailable, DataRejected
-from vodarchiver.models import GONE_AFTER, ChannelRecord, Claim, PassResult, VodState, VodUpsert
+from vodarchiver.models import (
+    GONE_AFTER,
+    ChannelRecord,
+    Claim,
+    DownloadClaim,
+    DownloadResult,
+    PassResult,
+    VodState,
+    VodUpsert,
+)
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -190,3 +199,63 @@ class Store:
             await cur.execute(q("vods_expiring_soon"), {"hours": hours})
             row = await cur.fetchone()
             return int(row[0]) if row else 0
+
+    # --- downloads --------------------------------------------------------------------------
+
+    async def download_claim(self, *, owner: str, lease_s: float) -> DownloadClaim | None:
+        """Take the next VOD to download, in queue order; None when there is none."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("download_claim"), {"owner": owner, "lease_s": lease_s})
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return DownloadClaim(int(row[0]), str(row[1]), str(row[2]), row[3], row[4], int(row[5]),
+                             str(row[6]), str(row[7]))  # fmt: skip
+
+    async def download_progress(
+        self, row_id: int, *, owner: str, lease_s: float, progress: dict[str, Any]
+    ) -> bool:
+        """Store progress and renew the lease; False when the VOD was canceled or taken over."""
+        params = {"id": row_id, "owner": owner, "lease_s": lease_s, "progress": Jsonb(progress)}
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = await conn.execute(q("download_progress"), params)
+            return await cur.fetchone() is not None
+
+    async def download_finish(self, row_id: int, *, owner: str, result: DownloadResult) -> bool:
+        """Record how an attempt ended; False when this worker no longer owns the VOD."""
+        params = {"id": row_id, "owner": owner, **dataclasses.asdict(result)}
+        params["file_path"] = str(result.file_path) if result.file_path else None
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = await conn.execute(q("download_finish"), params)
+            return await cur.fetchone() is not None
+
+    async def download_release_previous(self, *, prefix: str, owner: str) -> list[str]:
+        """Release the claims an earlier, killed run of this daemon left behind."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(
+                q("download_release_previous"), {"prefix": f"{prefix}%", "owner": owner}
+            )
+            return [str(r[0]) for r in await cur.fetchall()]
+
+    async def vod_cancel(self, twitch_vod_id: str) -> tuple[str, str] | None:
+        """Cancel a VOD that is not archived yet: (previous state, channel), or None."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vod_cancel"), {"id": twitch_vod_id})
+            row = await cur.fetchone()
+        return (str(row[0]), str(row[1])) if row else None
+
+    async def vods_waiting_for_disk(self, timeout_s: float = 2.0) -> int:
+        """How many VODs wait for disk space."""
+        async with self._conn(timeout_s) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vods_waiting_for_disk"))
+            row = await cur.fetchone()
+            return int(row[0]) if row else 0
+
+    async def kv_ema(self, key: str, sample: float, alpha: float = 0.2) -> None:
+        """Fold a sample into a moving average kept in `kv` (the runbook's avg_*_ms)."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            await conn.execute(q("kv_ema"), {"key": key, "sample": sample, "alpha": alpha})

@@ -40,3 +40,20 @@ def still_live(
     if live_stream_ids is None:
         return None
     return stream_id is not None and stream_id in live_stream_ids
+
+
+def estimated_bytes(duration_s: int | None, mbps: float) -> int:
+    """A VOD's likely size from its duration and an assumed bitrate (Helix gives no size)."""
+    return int((duration_s or 0) * mbps * 1_000_000 / 8)
+
+
+def room_to_download(
+    *, free_bytes: int, estimate_bytes: int, partial_bytes: int, min_free_bytes: int
+) -> bool:
+    """Whether a download fits without eating into the reserve.
+
+    The MPEG-TS download and its mp4 remux exist side by side until the remux is verified, so
+    a VOD needs about twice its size; what earlier attempts already fetched is not needed again.
+    """
+    need = max(0, 2 * estimate_bytes - partial_bytes)
+    return free_bytes - need >= min_free_bytes

@@ -1,0 +1,208 @@
+"""One VOD from its URL to a verified mp4: yt-dlp, then ffmpeg's remux, then ffprobe's check.
+
+Files live in `DATA_DIR/<channel>/<vod id>/`: yt-dlp writes `<id>.ts` (and its `.part` and
+resume state while it works), ffmpeg writes `<id>.mp4.part`, renamed to `<id>.mp4` only once
+ffprobe confirms that it parses and is as long as Helix says. A download that is stopped (the
+daemon killed, a shutdown) leaves its fragments for the next attempt to resume from; a cancel,
+or a file that fails its check, removes them. yt-dlp gets a parent-death signal, so a killed
+daemon cannot leave a yt-dlp writing into files a restarted daemon resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from vodarchiver import process
+from vodarchiver.media import ffmpeg, ytdlp
+from vodarchiver.media.ytdlp import Failure, Outcome, Progress
+
+_TAIL_LINES = 200
+_REMUX_TIMEOUT_S = 3600.0
+_PROBE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Job:
+    """What to download, and where it goes."""
+
+    vod_id: str
+    url: str
+    duration_s: int | None  # Helix's, to verify against
+    directory: Path
+
+    @property
+    def ts(self) -> Path:
+        """yt-dlp's output: the fragments joined, as MPEG-TS."""
+        return self.directory / f"{self.vod_id}.ts"
+
+    @property
+    def mp4(self) -> Path:
+        """The verified result."""
+        return self.directory / f"{self.vod_id}.mp4"
+
+    @property
+    def mp4_part(self) -> Path:
+        """ffmpeg's output before it is verified."""
+        return self.directory / f"{self.vod_id}.mp4.part"
+
+    def partial_bytes(self) -> int:
+        """Bytes already on disk from earlier attempts (what a resume will not fetch again)."""
+        total = 0
+        for path in (self.ts, self.directory / f"{self.vod_id}.ts.part"):
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A verified file."""
+
+    path: Path
+    size: int
+    duration_s: float
+    fetched_bytes: int  # what this attempt downloaded (less than `size` after a resume)
+
+
+ProgressCallback = Callable[[Progress], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Tools:
+    """The programs a download runs."""
+
+    python: str = sys.executable
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+
+    def missing(self) -> list[str]:
+        """Which of ffmpeg and ffprobe cannot be found."""
+        return [name for name in (self.ffmpeg, self.ffprobe) if shutil.which(name) is None]
+
+
+def _ytdlp_env() -> dict[str, str]:
+    """The daemon's environment holds secrets; yt-dlp gets only what it needs (and proxies)."""
+    env = dict(process.MINIMAL_ENV)
+    for key in ("HOME", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    for key, value in os.environ.items():
+        if key.lower() in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+            env[key] = value
+    return env
+
+
+class Downloader:
+    """Runs one download at a time per call; any number of calls may run concurrently."""
+
+    def __init__(self, *, fragments: int, rate_limit: str = "", tools: Tools | None = None) -> None:
+        self._fragments = fragments
+        self._rate_limit = rate_limit
+        self._tools = tools or Tools()
+
+    async def download(self, job: Job, on_progress: ProgressCallback) -> Downloaded | Failure:
+        """Download, remux and verify; a Failure says why not. Cancellation stops yt-dlp."""
+        job.directory.mkdir(parents=True, exist_ok=True)
+        if job.mp4.exists():  # a run killed after the rename but before it was recorded
+            verdict = await self._verify(job, job.mp4)
+            if isinstance(verdict, float):
+                return Downloaded(job.mp4, job.mp4.stat().st_size, verdict, 0)
+            job.mp4.unlink()
+        before = job.partial_bytes()
+        fetched = await self._fetch(job, on_progress)
+        if isinstance(fetched, Failure):
+            return fetched
+        remuxed = await self._remux(job)
+        if remuxed is not None:
+            return remuxed
+        verdict = await self._verify(job, job.mp4_part)
+        if not isinstance(verdict, float):
+            # A file that does not check out is not resumed from: start clean next time.
+            self.remove_files(job)
+            return verdict
+        job.mp4_part.rename(job.mp4)
+        size = job.mp4.stat().st_size
+        fetched_bytes = max(0, job.ts.stat().st_size - before)
+        job.ts.unlink(missing_ok=True)
+        return Downloaded(job.mp4, size, verdict, fetched_bytes)
+
+    async def _fetch(self, job: Job, on_progress: ProgressCallback) -> Failure | None:
+        argv = ytdlp.argv(
+            job.url, job.ts, fragments=self._fragments, rate_limit=self._rate_limit,
+            python=self._tools.python,
+        )  # fmt: skip
+        proc = await process.start(
+            argv,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=_ytdlp_env(),
+            die_with_parent=signal.SIGKILL,
+            cwd=str(job.directory),
+        )
+        tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        try:
+            assert proc.stdout is not None  # noqa: S101 - asked for a pipe just above
+            async for raw in proc.stdout:
+                line = raw.decode(errors="replace").rstrip()
+                progress = ytdlp.parse_progress(line)
+                if progress is not None:
+                    await on_progress(progress)
+                elif line:
+                    tail.append(line)
+            code = await proc.wait()
+        except BaseException:
+            # Cancelled (a cancel, a shutdown) or failing: yt-dlp must really stop, now.
+            await process.terminate(proc, ladder=((signal.SIGTERM, 2.0),))
+            raise
+        if code != 0:
+            return ytdlp.classify(code, "\n".join(tail))
+        if not job.ts.exists():
+            return Failure(Outcome.RETRY, "yt-dlp finished but wrote no file")
+        return None
+
+    async def _remux(self, job: Job) -> Failure | None:
+        job.mp4_part.unlink(missing_ok=True)
+        argv = ffmpeg.remux_argv(job.ts, job.mp4_part, ffmpeg=self._tools.ffmpeg)
+        done = await process.run(argv, timeout_s=_REMUX_TIMEOUT_S)
+        if done.returncode == 0:
+            return None
+        job.mp4_part.unlink(missing_ok=True)
+        outcome = Outcome.NO_DISK if "No space left" in done.output else Outcome.RETRY
+        detail = done.output.strip().splitlines()[-1:] or [f"status {done.returncode}"]
+        return Failure(outcome, f"remux failed: {detail[0][:300]}")
+
+    async def _verify(self, job: Job, path: Path) -> float | Failure:
+        """The file's duration if it parses and matches Helix's; else a Failure saying why."""
+        done = await process.run(
+            ffmpeg.probe_argv(path, ffprobe=self._tools.ffprobe), timeout_s=_PROBE_TIMEOUT_S
+        )
+        if done.returncode != 0:
+            return Failure(Outcome.RETRY, f"the file does not parse: {done.output.strip()[:300]}")
+        try:
+            probe = ffmpeg.parse_probe(done.output)
+        except ffmpeg.ProbeError as exc:
+            return Failure(Outcome.RETRY, str(exc))
+        if "video" not in probe.streams:
+            return Failure(Outcome.RETRY, "the file has no video stream")
+        if job.duration_s and not ffmpeg.duration_matches(probe.duration_s, job.duration_s):
+            return Failure(
+                Outcome.RETRY,
+                f"the file lasts {probe.duration_s:.1f} s but the VOD {job.duration_s} s: "
+                "incomplete download",
+            )
+        return probe.duration_s
+
+    @staticmethod
+    def remove_files(job: Job) -> None:
+        """Delete everything this VOD's downloads left (a cancel, a file that failed its check)."""
+        if job.directory.is_dir():
+            shutil.rmtree(job.directory, ignore_errors=True)
