@@ -50,7 +50,7 @@ lock:
 	python3 -m venv .lock-venv
 	.lock-venv/bin/pip install --quiet --upgrade pip
 	.lock-venv/bin/pip install --quiet -e '.[dev]'
-	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^vodarchiver' > constraints.txt
+	(echo '# Locked dependency versions (pip constraints), used by `make`. Rewrite with `make lock`.'; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^vodarchiver') > constraints.txt
 	rm -rf .lock-venv
 
 clean:

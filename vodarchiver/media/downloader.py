@@ -104,9 +104,19 @@ def _ytdlp_env() -> dict[str, str]:
 class Downloader:
     """Runs one download at a time per call; any number of calls may run concurrently."""
 
-    def __init__(self, *, fragments: int, rate_limit: str = "", tools: Tools | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        fragments: int,
+        rate_limit: str = "",
+        retries: int = 10,
+        retry_sleep: tuple[float, float] = (1.0, 30.0),
+        tools: Tools | None = None,
+    ) -> None:
         self._fragments = fragments
         self._rate_limit = rate_limit
+        self._retries = retries
+        self._retry_sleep = retry_sleep
         self._tools = tools or Tools()
 
     async def download(self, job: Job, on_progress: ProgressCallback) -> Downloaded | Failure:
@@ -138,7 +148,7 @@ class Downloader:
     async def _fetch(self, job: Job, on_progress: ProgressCallback) -> Failure | None:
         argv = ytdlp.argv(
             job.url, job.ts, fragments=self._fragments, rate_limit=self._rate_limit,
-            python=self._tools.python,
+            retries=self._retries, retry_sleep=self._retry_sleep, python=self._tools.python,
         )  # fmt: skip
         proc = await process.start(
             argv,

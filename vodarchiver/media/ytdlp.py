@@ -30,19 +30,22 @@ def argv(
     *,
     fragments: int,
     rate_limit: str = "",
+    retries: int = 10,
+    retry_sleep: tuple[float, float] = (1.0, 30.0),
     python: str = sys.executable,
 ) -> list[str]:
     """The command line for one download of `url` into `output` (an MPEG-TS file)."""
     args = [
-        python, "-m", "yt_dlp",
+        python, "-m", "vodarchiver.media.ytdlp_main",
         "--ignore-config", "--no-cache-dir", "--no-colors", "--newline", "--no-playlist",
         "--no-mtime", "--continue",
         "--downloader", "m3u8:native",
         "--hls-use-mpegts", "--fixup", "never",  # ffmpeg remuxes afterwards, in one pass
         "--concurrent-fragments", str(fragments),
         "--abort-on-unavailable-fragments",
-        "--retries", "10", "--fragment-retries", "10",
-        "--retry-sleep", "http:exp=1:30", "--retry-sleep", "fragment:exp=1:30",
+        "--retries", str(retries), "--fragment-retries", str(retries),
+        "--retry-sleep", f"http:exp={retry_sleep[0]:g}:{retry_sleep[1]:g}",
+        "--retry-sleep", f"fragment:exp={retry_sleep[0]:g}:{retry_sleep[1]:g}",
         "--socket-timeout", "30",
         "--progress-template", f"download:{PROGRESS_MARK}%(progress)j",
         "-o", str(output),

@@ -1,0 +1,77 @@
+"""yt-dlp's own command line, with one fix: an exact resume index for concurrent fragments.
+
+Run as `python -m vodarchiver.media.ytdlp_main <yt-dlp arguments>`.
+
+Upstream (yt-dlp 2026.10.26) writes the resume index into its `.ytdl` file when it appends a
+fragment to the `.part` file, but with concurrent fragments that index is bumped by worker
+threads as soon as a fragment finishes *downloading*. It can run up to N fragments ahead of what
+was appended, so a process killed at that moment resumes past fragments it never wrote, and the
+file has a hole. We measured it: a 10-minute VOD resumed after a stop came out 36 s short.
+
+The fix counts the fragments really appended (the main thread appends them strictly in order,
+starting from the resume point, and `--abort-on-unavailable-fragments` means none is skipped) and
+writes that count as the index. Everything else is yt-dlp unchanged. The downloader still checks
+each file's duration, so a future upstream change cannot slip a hole past us.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from yt_dlp import main
+from yt_dlp.downloader.fragment import FragmentFD
+
+_APPENDED = "_vodarchiver_appended"
+
+
+def _prepare(original: Any) -> Any:
+    def prepare(self: FragmentFD, ctx: dict[str, Any]) -> None:
+        original(self, ctx)
+        ctx[_APPENDED] = ctx.get("fragment_index", 0)  # the resume point (0 when fresh)
+
+    return prepare
+
+
+def _append(self: FragmentFD, ctx: dict[str, Any], frag_content: bytes) -> None:
+    try:
+        ctx["dest_stream"].write(frag_content)
+        ctx["dest_stream"].flush()
+        ctx[_APPENDED] = ctx.get(_APPENDED, 0) + 1  # only once the bytes are really written
+    finally:
+        if self._FragmentFD__do_ytdl_file(ctx):
+            self._write_ytdl_file(ctx)
+        if not self.params.get("keep_fragments", False):
+            self.try_remove(ctx["fragment_filename_sanitized"])
+        del ctx["fragment_filename_sanitized"]
+
+
+def _write_ytdl_file(self: FragmentFD, ctx: dict[str, Any]) -> None:
+    stream, _ = self.sanitize_open(self.ytdl_filename(ctx["filename"]), "w")
+    try:
+        downloader: dict[str, Any] = {
+            "current_fragment": {"index": ctx.get(_APPENDED, ctx["fragment_index"])}
+        }
+        if "extra_state" in ctx:
+            downloader["extra_state"] = ctx["extra_state"]
+        if ctx.get("fragment_count") is not None:
+            downloader["fragment_count"] = ctx["fragment_count"]
+        stream.write(json.dumps({"downloader": downloader}))
+    finally:
+        stream.close()
+
+
+def install() -> None:
+    """Patch FragmentFD; raises if yt-dlp's internals no longer look as expected."""
+    for name in ("_prepare_frag_download", "_append_fragment", "_write_ytdl_file",
+                 "_FragmentFD__do_ytdl_file"):  # fmt: skip
+        if not hasattr(FragmentFD, name):
+            raise RuntimeError(f"yt-dlp changed: FragmentFD.{name} is gone; review ytdlp_main.py")
+    FragmentFD._prepare_frag_download = _prepare(FragmentFD._prepare_frag_download)
+    FragmentFD._append_fragment = _append
+    FragmentFD._write_ytdl_file = _write_ytdl_file
+
+
+if __name__ == "__main__":
+    install()
+    main()
