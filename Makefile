@@ -14,13 +14,14 @@ $(STAMP): pyproject.toml constraints.txt scripts/bootstrap
 	@scripts/bootstrap
 
 $(TOOLS): scripts/ensure-tools
-	@scripts/ensure-tools
+	@scripts/ensure-tools test
 
 venv: $(STAMP)
 
 tools: $(TOOLS)
 
 run: $(STAMP)
+	@scripts/ensure-tools run
 	$(BIN)/vodarchiver run
 
 test: $(STAMP) $(TOOLS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -22,11 +23,13 @@ from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
 from vodarchiver.db.store import Store
 from vodarchiver.errors import EmbeddedPostgresError, StartupError
-from vodarchiver.health import DatabaseCheck, DataDirCheck, ReadinessCheck, StaticCheck
+from vodarchiver.health import DatabaseCheck, DataDirCheck, DiskCheck, ReadinessCheck, StaticCheck
 from vodarchiver.logs import get_logger
+from vodarchiver.media.downloader import Downloader, Tools
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
 from vodarchiver.pipeline.discovery import Discovery
+from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
 from vodarchiver.supervisor import Supervisor
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.helix import HelixClient
@@ -84,12 +87,50 @@ def twitch_http_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
+def build_downloads(
+    settings: Settings, store: Store, metrics: Metrics, checks: list[ReadinessCheck]
+) -> DownloadStage | None:
+    """The download stage, or None (said in the log and in /readyz) when it cannot run."""
+    log = get_logger("vod_download")
+    min_free = int(settings.disk_min_free_gb * 2**30)
+    checks.append(DiskCheck(settings.data_dir, min_free, store))
+    if settings.max_concurrent_downloads == 0:
+        log.warning("downloads_disabled", reason="MAX_CONCURRENT_DOWNLOADS is 0")
+        return None
+    tools = Tools()
+    missing = tools.missing()
+    if missing:
+        reason = f"{' and '.join(missing)} not found on PATH"
+        log.warning("downloads_disabled", reason=reason)
+        checks.append(
+            StaticCheck("media_tools", CheckResult(False, f"downloads are off: {reason}"))
+        )
+        return None
+    checks.append(StaticCheck("media_tools", CheckResult(True, "ffmpeg and ffprobe found")))
+    downloader = Downloader(
+        fragments=settings.download_concurrent_fragments,
+        rate_limit=settings.download_rate_limit,
+        tools=tools,
+    )
+    policy = DownloadPolicy(
+        workers=settings.max_concurrent_downloads,
+        max_attempts=settings.download_max_attempts,
+        backoff_base_s=settings.download_backoff_base_s,
+        backoff_max_s=settings.download_backoff_max_s,
+        min_free_bytes=min_free,
+        size_estimate_mbps=settings.download_size_estimate_mbps,
+    )
+    return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy)
+
+
 def build_discovery(
     settings: Settings,
     http: httpx.AsyncClient,
     store: Store,
     metrics: Metrics,
     checks: list[ReadinessCheck],
+    *,
+    on_new_work: Callable[[], None] | None = None,
 ) -> Discovery | None:
     """The discovery stage, or None (said in the log and in /readyz) when settings turn it off."""
     reason = settings.discovery_off_reason()
@@ -121,8 +162,39 @@ def build_discovery(
     return Discovery(
         helix, store, metrics, channels=settings.channels,
         retention_overrides=settings.twitch_retention_days,
-        interval_s=settings.discovery_interval_s,
+        interval_s=settings.discovery_interval_s, on_new_work=on_new_work,
     )  # fmt: skip
+
+
+def start_parts(
+    settings: Settings,
+    db: Database,
+    sock: socket.socket,
+    http_client: httpx.AsyncClient,
+    started_at: datetime,
+) -> Supervisor:
+    """Build every part over the open database and start each as a supervised task."""
+    metrics = Metrics(__version__)
+    checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
+    downloads = build_downloads(settings, db.store, metrics, checks)
+    discovery = build_discovery(
+        settings, http_client, db.store, metrics, checks,
+        on_new_work=downloads.wake if downloads else None,
+    )  # fmt: skip
+    api = Api(
+        store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
+        started_at=started_at, cancel=downloads.cancel if downloads else None,
+    )  # fmt: skip
+    server = HttpServer(build_app(api, metrics), sock)
+    supervisor = Supervisor()
+    supervisor.start("http", server.serve(), stop=server.stop)
+    if db.embedded is not None:
+        supervisor.start("embedded_pg_watch", _watch_embedded(db.embedded))
+    if discovery is not None:
+        supervisor.start("discovery", discovery.run_forever())
+    if downloads is not None:
+        supervisor.start("downloads", downloads.run_forever())
+    return supervisor
 
 
 async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> int:
@@ -154,20 +226,7 @@ async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> i
     drain_began = 0.0
     http_client = twitch_http_client(settings)
     try:
-        metrics = Metrics(__version__)
-        checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
-        discovery = build_discovery(settings, http_client, db.store, metrics, checks)
-        api = Api(
-            store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
-            started_at=started_at,
-        )  # fmt: skip
-        server = HttpServer(build_app(api, metrics), sock)
-        supervisor = Supervisor()
-        supervisor.start("http", server.serve(), stop=server.stop)
-        if db.embedded is not None:
-            supervisor.start("embedded_pg_watch", _watch_embedded(db.embedded))
-        if discovery is not None:
-            supervisor.start("discovery", discovery.run_forever())
+        supervisor = start_parts(settings, db, sock, http_client, started_at)
         log.info(
             "daemon_started",
             version=__version__,

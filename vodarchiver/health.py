@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from vodarchiver.db.probe import DatabaseProbe
+from vodarchiver.db.store import Store
 from vodarchiver.errors import DatabaseUnavailable
 from vodarchiver.models import CheckResult, StatusCategory, VodState
 
@@ -73,6 +74,28 @@ class DataDirCheck:
             return CheckResult(False, f"{self._path} is not writable")
         free = shutil.disk_usage(self._path).free
         return CheckResult(True, f"writable, {free / 2**30:.1f} GiB free")
+
+
+class DiskCheck:
+    """DATA_DIR keeps DISK_MIN_FREE_GB free; the detail says how much is free and who waits."""
+
+    name = "disk"
+
+    def __init__(self, path: Path, min_free_bytes: int, store: Store) -> None:
+        self._path = path
+        self._min_free = min_free_bytes
+        self._store = store
+
+    async def check(self) -> CheckResult:
+        free = (await asyncio.to_thread(shutil.disk_usage, self._path)).free
+        try:
+            waiting = await self._store.vods_waiting_for_disk()
+        except DatabaseUnavailable:
+            waiting = 0
+        detail = f"{free / 2**30:.1f} GiB free, {self._min_free / 2**30:.1f} GiB kept free"
+        if waiting:
+            detail += f"; {waiting} VOD(s) waiting for disk space"
+        return CheckResult(free >= self._min_free and not waiting, detail)
 
 
 class StaticCheck:

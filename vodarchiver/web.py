@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +34,7 @@ from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summa
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import CONTENT_TYPE, Metrics
 from vodarchiver.models import VodState
+from vodarchiver.pipeline.download import CancelResult
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_CORRELATION_ID = 128
@@ -121,6 +122,7 @@ class Api:
         checks: Sequence[ReadinessCheck],
         version: str,
         started_at: datetime,
+        cancel: Callable[[str], Awaitable[CancelResult]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -129,6 +131,7 @@ class Api:
         self._checks = checks
         self._version = version
         self._started_at = started_at
+        self._cancel = cancel
         self._clock = clock
 
     async def healthz(self, _: Request) -> Response:
@@ -170,12 +173,14 @@ class Api:
             await self._probe.ping()
             counts = await self._store.vod_counts_by_state(timeout_s=2.0)
             expiring = await self._store.vods_expiring_soon(hours=48)
+            waiting = await self._store.vods_waiting_for_disk()
         except DatabaseUnavailable:
             self._metrics.database_up.set(0)
         else:
             self._metrics.database_up.set(1)
             self._metrics.record_vod_counts(counts)
             self._metrics.vods_expiring_soon.set(expiring)
+            self._metrics.vods_waiting_for_disk.set(waiting)
         return Response(self._metrics.render(), media_type=CONTENT_TYPE)
 
     async def vods(self, request: Request) -> Response:
@@ -218,6 +223,29 @@ class Api:
             return JSONResponse({"error": "no such VOD"}, 404)
         return JSONResponse(vod_json(row))
 
+    async def cancel_vod(self, request: Request) -> Response:
+        """Stop a VOD's download at once and keep it from being archived (`canceled`)."""
+        vod_id = str(request.path_params["vod_id"])
+        try:
+            if self._cancel is not None:
+                result = await self._cancel(vod_id)
+            else:  # no download stage here: recording the cancel is all there is to do
+                found = await self._store.vod_cancel(vod_id)
+                result = CancelResult(found is not None, found[0] if found else None)
+            if result.found:
+                return JSONResponse(
+                    {"id": vod_id, "state": "canceled", "previous_state": result.previous_state}
+                )
+            row = await self._store.vod_get(vod_id)
+        except DatabaseUnavailable:
+            return JSONResponse({"error": "database unavailable"}, 503)
+        if row is None:
+            return JSONResponse({"error": "no such VOD"}, 404)
+        return JSONResponse(
+            {"error": f"a VOD in state {row['state']!r} cannot be canceled", "state": row["state"]},
+            409,
+        )
+
 
 _STATES = frozenset(s.value for s in VodState)
 # Columns whose names differ in the API: `date` is Helix's created_at; processing_error an error.
@@ -244,6 +272,7 @@ def build_app(api: Api, metrics: Metrics) -> ASGIApp:
             Route("/metrics", api.metrics, methods=["GET"]),
             Route("/vods", api.vods, methods=["GET"]),
             Route("/vods/{vod_id}", api.vod, methods=["GET"]),
+            Route("/admin/vods/{vod_id}/cancel", api.cancel_vod, methods=["POST"]),
         ]
     )
     return RequestContext(app, metrics)

@@ -90,6 +90,7 @@ class Discovery:
         retention_overrides: Mapping[str, int],
         interval_s: float,
         concurrency: int = 4,
+        on_new_work: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._helix = helix
@@ -99,6 +100,7 @@ class Discovery:
         self._overrides = dict(retention_overrides)
         self._interval_s = interval_s
         self._limit = asyncio.Semaphore(concurrency)
+        self._on_new_work = on_new_work
         self._clock = clock
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._log = get_logger("discovery")
@@ -117,6 +119,8 @@ class Discovery:
         outcomes = await asyncio.gather(
             *(self._channel(records[c], live, min_gap_s) for c in self._channels if c in records)
         )
+        if self._on_new_work is not None and any(o.discovered or o.seen for o in outcomes):
+            self._on_new_work()  # the download stage looks at the queue now, not at its next poll
         return list(outcomes)
 
     # --- per pass -------------------------------------------------------------------------
