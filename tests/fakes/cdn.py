@@ -37,6 +37,7 @@ class FakeCdn:
     bytes_served: int = 0
     requests: list[tuple[str, int]] = field(default_factory=list)
     _knobs: dict[str, list[_Knob]] = field(default_factory=lambda: defaultdict(list))
+    _watchers: list[tuple[int, asyncio.Event]] = field(default_factory=list)
     _cache: dict[Path, bytes] = field(default_factory=dict)
 
     def add(self, name: str, vod: HlsVod) -> str:
@@ -51,6 +52,18 @@ class FakeCdn:
     def drop(self, name: str, what: str, times: int = 1) -> None:
         """Cut the connection halfway through the body of `what`, `times` times."""
         self._knobs[f"/vods/{name}/{what}"].append(_Knob(None, times))
+
+    def when_served(self, n_bytes: int) -> asyncio.Event:
+        """An event set once `n_bytes` more bytes have been served (from now)."""
+        event = asyncio.Event()
+        self._watchers.append((self.bytes_served + n_bytes, event))
+        return event
+
+    def _count(self, n_bytes: int) -> None:
+        self.bytes_served += n_bytes
+        for threshold, event in self._watchers:
+            if self.bytes_served >= threshold:
+                event.set()
 
     def served(self, status: int | None = None) -> int:
         """How many requests were answered (with this status)."""
@@ -105,7 +118,7 @@ class FakeCdn:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         self.requests.append((path, 200))
         if knob is not None:  # drop: half the body, then the connection goes
-            self.bytes_served += len(body) // 2
+            self._count(len(body) // 2)
             await send(
                 {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
             )
@@ -116,7 +129,7 @@ class FakeCdn:
         chunk = 64 * 1024
         for start in range(0, len(body), chunk):
             piece = body[start : start + chunk]
-            self.bytes_served += len(piece)
+            self._count(len(piece))
             more = start + chunk < len(body)
             await send({"type": "http.response.body", "body": piece, "more_body": more})
             if self.throttle_bps:

@@ -159,12 +159,14 @@ class Downloader:
             cwd=str(job.directory),
         )
         tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        last: Progress | None = None
         try:
             assert proc.stdout is not None  # noqa: S101 - asked for a pipe just above
             async for raw in proc.stdout:
                 line = raw.decode(errors="replace").rstrip()
                 progress = ytdlp.parse_progress(line)
                 if progress is not None:
+                    last = progress
                     await on_progress(progress)
                 elif line:
                     tail.append(line)
@@ -174,7 +176,11 @@ class Downloader:
             await process.terminate(proc, ladder=((signal.SIGTERM, 2.0),))
             raise
         if code != 0:
-            return ytdlp.classify(code, "\n".join(tail))
+            failure = ytdlp.classify(code, "\n".join(tail))
+            if last is not None and last.fragment_count and failure.outcome is Outcome.RETRY:
+                where = f"stopped at fragment {last.fragment_index} of {last.fragment_count}"
+                failure = Failure(failure.outcome, f"{failure.reason}; {where}")
+            return failure
         if not job.ts.exists():
             return Failure(Outcome.RETRY, "yt-dlp finished but wrote no file")
         return None

@@ -171,8 +171,17 @@ def classify(exit_code: int, output: str) -> Failure:
     reason = (errors[-1].removeprefix("ERROR:").strip() if errors else "") or (
         f"yt-dlp exited with status {exit_code}"
     )
-    if "fragment" in text.lower() and "404" in text and "not found, unable to continue" in text:
-        return Failure(Outcome.RETRY, reason[:500])
+    never = re.search(r"fragment (\d+) not found, unable to continue", text)
+    if never:
+        return Failure(
+            Outcome.RETRY, f"fragment {never.group(1)} never arrived, even after retries"
+        )
+    if re.search(r"No such file or directory: \S*-Frag\d+", text):
+        # yt-dlp's own race when it aborts on a dead fragment with others in flight: the real
+        # cause (a fragment that never arrived) is lost from its message.
+        return Failure(
+            Outcome.RETRY, f"a fragment never arrived, even after retries ({reason[:200]})"
+        )
     for outcome, pattern in _RULES:
         if pattern.search(text):
             return Failure(outcome, reason[:500])

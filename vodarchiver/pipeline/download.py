@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -62,6 +63,7 @@ class _ProgressState:
     """When one download last wrote and logged its progress."""
 
     claim: DownloadClaim
+    last: Progress | None = None
     written: float = 0.0
     logged: float = field(default_factory=time.monotonic)
 
@@ -121,19 +123,23 @@ class DownloadStage:
 
     async def _worker(self) -> None:
         while True:
-            try:
-                claim = await self._store.download_claim(owner=self._owner, lease_s=LEASE_S)
-            except DatabaseUnavailable as exc:
-                self._log.warning("download_claim_failed", reason=str(exc))
-                claim = None
-            if claim is None:
+            if await self.run_once() is None:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(IDLE_POLL_S):
                         await self._wake.wait()
-                continue
+
+    async def run_once(self) -> DownloadClaim | None:
+        """Claim the next VOD and make one attempt at it; None when nothing is due."""
+        try:
+            claim = await self._store.download_claim(owner=self._owner, lease_s=LEASE_S)
+        except DatabaseUnavailable as exc:
+            self._log.warning("download_claim_failed", reason=str(exc))
+            return None
+        if claim is not None:
             with bound_contextvars(vod_id=claim.vod_id, channel=claim.channel, corr=claim.corr):
                 await self._attempt(claim)
+        return claim
 
     def job(self, vod_id: str, channel: str, url: str, duration_s: int | None) -> Job:
         """Where a VOD's files go: DATA_DIR/<channel>/<vod id>/."""
@@ -257,6 +263,12 @@ class DownloadStage:
 
     async def _report(self, state: _ProgressState, progress: Progress) -> None:
         """Every progress line comes here; at most one a second is written, fewer logged."""
+        last, state.last = state.last, progress
+        if progress.finished and progress.fragment_count is None and last is not None:
+            # yt-dlp's final line carries no fragment counts: keep the ones it gave last.
+            count = last.fragment_count
+            progress = dataclasses.replace(progress, fragment_index=count, fragment_count=count)
+            state.last = progress
         now = time.monotonic()
         if now - state.written < PROGRESS_EVERY_S and not progress.finished:
             return

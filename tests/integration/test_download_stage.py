@@ -1,0 +1,230 @@
+"""The download stage: claims, states, retries, disk guard and cancel, over a real PostgreSQL,
+the real yt-dlp and ffmpeg, and the fake CDN."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import pytest
+
+from tests.conftest import make_open_dir
+from tests.fakes.cdn import FakeCdn
+from tests.fakes.server import LocalServer
+from tests.integration.test_downloader import ytdlp_processes
+from tests.media import HlsVod, make_hls
+from vodarchiver.db.store import Store
+from vodarchiver.media.downloader import Downloader
+from vodarchiver.media.ytdlp import Failure, Outcome
+from vodarchiver.metrics import Metrics
+from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
+
+
+@dataclass
+class Rig:
+    """A stage over a fresh database, downloading from the fake CDN into its own DATA_DIR."""
+
+    cdn: FakeCdn
+    cdn_url: str
+    vod: HlsVod
+    store: Store
+    metrics: Metrics
+    data_dir: Path
+    db_url: str
+
+    def stage(self, **policy: Any) -> DownloadStage:
+        """A stage with quick retries and the given policy changes."""
+        settings = {"workers": 1, "max_attempts": 3, "backoff_base_s": 60.0, "backoff_max_s": 3600.0,
+                    "min_free_bytes": 0, "size_estimate_mbps": 8.0, **policy}  # fmt: skip
+        downloader = Downloader(fragments=4, retries=2, retry_sleep=(0.05, 0.1))
+        return DownloadStage(self.store, downloader, self.metrics, data_dir=self.data_dir,
+                             policy=DownloadPolicy(**settings))  # fmt: skip
+
+    async def add_vod(
+        self, vod_id: str, *, name: str = "vod", days_left: float = 5, priority: int = 0
+    ) -> None:
+        """A queued VOD whose URL is the fake CDN's playlist."""
+        url = f"{self.cdn_url}{self.cdn.add(name, self.vod)}"
+        now = datetime.now(UTC)
+        await self.sql(
+            "INSERT INTO vods (twitch_vod_id, channel, title, state, url, duration_s, date, expires_at, priority) "
+            "VALUES (%s, 'alice', 'A stream', 'queued', %s, %s, %s, %s, %s)",
+            vod_id, url, round(self.vod.duration_s), now, now + timedelta(days=days_left), priority,
+        )  # fmt: skip
+
+    async def sql(self, query: str, *params: object) -> list[tuple[Any, ...]]:
+        """Run one statement on the test database."""
+        async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
+            cur = await conn.execute(query, list(params))  # type: ignore[arg-type]
+            return await cur.fetchall() if cur.description else []
+
+    async def row(self, vod_id: str, *columns: str) -> tuple[Any, ...]:
+        """Some columns of one VOD."""
+        rows = await self.sql(
+            f"SELECT {', '.join(columns)} FROM vods WHERE twitch_vod_id = %s", vod_id
+        )
+        return rows[0]
+
+
+@pytest.fixture(scope="module")
+def vod() -> HlsVod:
+    """A 2-minute HLS VOD (cached)."""
+    return make_hls(120)
+
+
+@pytest.fixture
+async def rig(db_url: str, vod: HlsVod) -> AsyncIterator[Rig]:
+    """The fake CDN on 127.0.0.1 and a store on a fresh database."""
+    cdn = FakeCdn()
+    data_dir = make_open_dir("downloads")
+    async with (
+        LocalServer(cdn) as server,
+        psycopg_pool.AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False) as pool,
+    ):
+        yield Rig(cdn, server.url, vod, Store(pool), Metrics("t"), data_dir, db_url)
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def test_queued_vods_are_downloaded_in_queue_order(rig: Rig) -> None:
+    """The VOD Twitch deletes first is downloaded first; each ends `downloaded` with its file, progress and average."""
+    await rig.add_vod("later", days_left=50)
+    await rig.add_vod("sooner", days_left=2)
+    stage = rig.stage()
+    first = await stage.run_once()
+    assert first is not None
+    assert first.vod_id == "sooner"
+    state, download_state, path, size, progress, error = await rig.row(
+        "sooner",
+        "state",
+        "download_state",
+        "file_path",
+        "file_size",
+        "download_progress",
+        "processing_error",
+    )
+    assert (state, download_state, error) == ("downloaded", "downloaded", None)
+    assert Path(path) == rig.data_dir.resolve() / "alice" / "sooner" / "sooner.mp4"
+    assert Path(path).stat().st_size == size
+    assert progress["percent"] == 100.0
+    assert progress["fragment_count"] == rig.vod.segments
+    assert (await stage.run_once() or first).vod_id == "later"
+    assert await stage.run_once() is None
+    avg = await rig.sql("SELECT value::float FROM kv WHERE key = 'avg_download_ms'")
+    assert avg and avg[0][0] > 0
+    text = rig.metrics.render().decode()
+    assert "vod_downloads_succeeded_total 2.0" in text
+    assert "vod_downloads_started_total 2.0" in text
+
+
+async def test_a_404_playlist_makes_the_vod_gone(rig: Rig) -> None:
+    """The VOD's own URL answering 404 ends as `gone`, not as a failure to retry."""
+    await rig.add_vod("v1")
+    rig.cdn.fail("vod", "index.m3u8", 404, times=None)
+    await rig.stage().run_once()
+    assert await rig.row("v1", "state", "download_state", "download_attempts") == (
+        "gone",
+        "gone",
+        0,
+    )
+
+
+async def test_failures_back_off_then_become_permanent(rig: Rig) -> None:
+    """A fragment that never comes: failed_retryable with a growing backoff, then failed_permanent with the reason."""
+    await rig.add_vod("v1")
+    rig.cdn.fail("vod", rig.vod.segment_names()[5], 500, times=None)
+    stage = rig.stage(max_attempts=3, backoff_base_s=60)
+    before = datetime.now(UTC)
+    await stage.run_once()
+    state, attempts, next_at, error = await rig.row(
+        "v1", "state", "download_attempts", "next_attempt_at", "processing_error"
+    )
+    assert (state, attempts) == ("failed_retryable", 1)
+    assert timedelta(seconds=55) < next_at - before < timedelta(seconds=70)
+    assert "fragment" in error.lower()
+    assert await stage.run_once() is None  # not due yet
+    await rig.sql("UPDATE vods SET next_attempt_at = now() WHERE twitch_vod_id = 'v1'")
+    before = datetime.now(UTC)
+    await stage.run_once()
+    state, attempts, next_at = await rig.row("v1", "state", "download_attempts", "next_attempt_at")
+    assert (state, attempts) == ("failed_retryable", 2)
+    assert timedelta(seconds=115) < next_at - before < timedelta(seconds=130)
+    await rig.sql("UPDATE vods SET next_attempt_at = now() WHERE twitch_vod_id = 'v1'")
+    await stage.run_once()
+    state, attempts, error, file_path = await rig.row(
+        "v1", "state", "download_attempts", "processing_error", "file_path"
+    )
+    assert (state, attempts, file_path) == ("failed_permanent", 3, None)
+    assert error.startswith("gave up after 3 attempts")
+
+
+async def test_a_full_disk_waits_and_carries_on_when_space_returns(rig: Rig) -> None:
+    """Without room the download does not start (waiting_for_disk, not a failure); with room it completes."""
+    await rig.add_vod("v1")
+    await rig.stage(min_free_bytes=2**62).run_once()
+    assert await rig.row("v1", "state", "download_attempts") == ("waiting_for_disk", 0)
+    assert rig.cdn.served() == 0
+    assert await rig.stage().run_once() is None  # rechecked at most once a minute
+    await rig.sql("UPDATE vods SET updated_at = now() - interval '2 minutes'")
+    await rig.stage().run_once()
+    assert await rig.row("v1", "state") == ("downloaded",)
+
+
+async def test_cancel_stops_the_download_within_two_seconds(rig: Rig) -> None:
+    """Cancelling a running download stops yt-dlp, removes its files, and records `canceled` without a failure."""
+    await rig.add_vod("v1")
+    rig.cdn.throttle_bps = 300_000
+    started = rig.cdn.when_served(200_000)
+    stage = rig.stage()
+    running = asyncio.create_task(stage.run_once())
+    await asyncio.wait_for(started.wait(), 30)
+    directory = rig.data_dir.resolve() / "alice" / "v1"
+    assert ytdlp_processes(directory)
+    begin = time.monotonic()
+    result = await stage.cancel("v1")
+    await asyncio.wait_for(running, 2)
+    assert time.monotonic() - begin < 2
+    assert result.previous_state == "downloading"
+    assert ytdlp_processes(directory) == []
+    assert not directory.exists()
+    assert await rig.row("v1", "state", "download_state", "download_attempts") == (
+        "canceled",
+        "canceled",
+        0,
+    )
+    assert (await stage.cancel("nope")).found is False
+
+
+async def test_a_cancel_from_elsewhere_stops_the_download_at_its_next_progress_write(
+    rig: Rig,
+) -> None:
+    """A cancel recorded by another replica (only in the database) stops this one's download within a second or two."""
+    await rig.add_vod("v1")
+    rig.cdn.throttle_bps = 300_000
+    started = rig.cdn.when_served(200_000)
+    running = asyncio.create_task(rig.stage().run_once())
+    await asyncio.wait_for(started.wait(), 30)
+    assert await rig.store.vod_cancel("v1") == ("downloading", "alice")
+    await asyncio.wait_for(running, 5)
+    assert await rig.row("v1", "state") == ("canceled",)
+    assert ytdlp_processes(rig.data_dir.resolve() / "alice" / "v1") == []
+
+
+def test_failures_are_decided_by_their_kind() -> None:
+    """Gone, restricted and disk failures do not count as failed attempts; others back off, then give up."""
+    stage = DownloadStage(None, None, Metrics("t"), data_dir=Path("/tmp"),  # type: ignore[arg-type]
+                          policy=DownloadPolicy(1, 3, 60, 3600, 0, 8))  # fmt: skip
+    assert stage.decide(0, Failure(Outcome.GONE, "404")).state == "gone"
+    assert stage.decide(0, Failure(Outcome.RESTRICTED, "subs")).state == "skipped_restricted"
+    disk = stage.decide(0, Failure(Outcome.NO_DISK, "full"))
+    assert (disk.state, disk.failed) == ("waiting_for_disk", 0)
+    retry = stage.decide(0, Failure(Outcome.RETRY, "503"))
+    assert (retry.state, retry.failed) == ("failed_retryable", 1)
+    assert stage.decide(2, Failure(Outcome.RETRY, "503")).state == "failed_permanent"
