@@ -112,13 +112,14 @@ async def test_queued_vods_are_downloaded_in_queue_order(rig: Rig) -> None:
     )
     assert (state, download_state, error) == ("downloaded", "downloaded", None)
     assert Path(path) == rig.data_dir.resolve() / "alice" / "sooner" / "sooner.mp4"
-    assert Path(path).stat().st_size == size
+    assert (await asyncio.to_thread(Path(path).stat)).st_size == size
     assert progress["percent"] == 100.0
     assert progress["fragment_count"] == rig.vod.segments
     assert (await stage.run_once() or first).vod_id == "later"
     assert await stage.run_once() is None
     avg = await rig.sql("SELECT value::float FROM kv WHERE key = 'avg_download_ms'")
-    assert avg and avg[0][0] > 0
+    assert avg
+    assert avg[0][0] > 0
     text = rig.metrics.render().decode()
     assert "vod_downloads_succeeded_total 2.0" in text
     assert "vod_downloads_started_total 2.0" in text
@@ -219,7 +220,7 @@ async def test_a_cancel_from_elsewhere_stops_the_download_at_its_next_progress_w
 
 def test_failures_are_decided_by_their_kind() -> None:
     """Gone, restricted and disk failures do not count as failed attempts; others back off, then give up."""
-    stage = DownloadStage(None, None, Metrics("t"), data_dir=Path("/tmp"),  # type: ignore[arg-type]
+    stage = DownloadStage(None, None, Metrics("t"), data_dir=Path("unused"),  # type: ignore[arg-type]
                           policy=DownloadPolicy(1, 3, 60, 3600, 0, 8))  # fmt: skip
     assert stage.decide(0, Failure(Outcome.GONE, "404")).state == "gone"
     assert stage.decide(0, Failure(Outcome.RESTRICTED, "subs")).state == "skipped_restricted"
