@@ -63,7 +63,7 @@ class Rig:
     async def sql(self, query: str, *params: object) -> list[tuple[Any, ...]]:
         """Run one statement on the test database."""
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
-            cur = await conn.execute(query, list(params))  # type: ignore[arg-type]
+            cur = await conn.execute(query, list(params))
             return await cur.fetchall() if cur.description else []
 
     async def row(self, vod_id: str, *columns: str) -> tuple[Any, ...]:
