@@ -34,6 +34,7 @@ def twitch_env(server: LocalServer, db_url: str, **extra: str) -> dict[str, str]
         "TWITCH_CLIENT_SECRET": "fake-client-secret",
         "TWITCH_API_URL": f"{server.url}/helix",
         "TWITCH_AUTH_URL": f"{server.url}/oauth2",
+        "MAX_CONCURRENT_DOWNLOADS": "0",  # these VOD URLs point at twitch.tv: discovery alone here
     }
     return base_env(**{**settings, **extra})
 

@@ -1,4 +1,4 @@
-"""yt-dlp's own command line, with one fix: an exact resume index for concurrent fragments.
+"""yt-dlp's own command line, with its fragment resume made exact and kill-safe.
 
 Run as `python -m vodarchiver.media.ytdlp_main <yt-dlp arguments>`.
 
@@ -8,27 +8,58 @@ threads as soon as a fragment finishes *downloading*. It can run up to N fragmen
 was appended, so a process killed at that moment resumes past fragments it never wrote, and the
 file has a hole. We measured it: a 10-minute VOD resumed after a stop came out 36 s short.
 
+A second gap: the index is written just after a fragment is appended, so a kill between the
+two leaves a fragment in the file that the index does not count, and the resume appends it
+again (measured: a file 6 s too long).
+
 The fix counts the fragments really appended (the main thread appends them strictly in order,
-starting from the resume point, and `--abort-on-unavailable-fragments` means none is skipped) and
-writes that count as the index. Everything else is yt-dlp unchanged. The downloader still checks
-each file's duration, so a future upstream change cannot slip a hole past us.
+starting from the resume point, and `--abort-on-unavailable-fragments` means none is skipped),
+writes that count as the index, and writes the `.part` length that goes with it. Before a
+resume, the `.part` file is cut back to that length, so the file and the index always agree.
+Everything else is yt-dlp unchanged. The downloader still checks each file's duration, so a
+future upstream change cannot slip a hole past us.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from yt_dlp import main
 from yt_dlp.downloader.fragment import FragmentFD
 
 _APPENDED = "_vodarchiver_appended"
+_BYTES = "_vodarchiver_bytes"
+_BYTES_KEY = "vodarchiver_bytes"
+
+
+def _cut_back(self: FragmentFD, ctx: dict[str, Any]) -> None:
+    """Make the `.part` file agree with the index saved next to it (see the module docstring)."""
+    part, state = self.temp_name(ctx["filename"]), self.ytdl_filename(ctx["filename"])
+    if ctx.get("live") or not os.path.isfile(part) or not os.path.isfile(state):
+        return
+    try:
+        with open(state, encoding="utf-8") as fh:
+            recorded = json.load(fh)["downloader"].get(_BYTES_KEY)
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # yt-dlp itself deals with a corrupt state file: it starts over
+    if not isinstance(recorded, int):
+        return
+    size = os.path.getsize(part)
+    if size > recorded:
+        os.truncate(part, recorded)  # a fragment written after the index was saved: drop it
+    elif size < recorded:  # the file lost bytes the index counts: only a fresh start is safe
+        os.remove(part)
+        os.remove(state)
 
 
 def _prepare(original: Any) -> Any:
     def prepare(self: FragmentFD, ctx: dict[str, Any]) -> None:
+        _cut_back(self, ctx)
         original(self, ctx)
         ctx[_APPENDED] = ctx.get("fragment_index", 0)  # the resume point (0 when fresh)
+        ctx[_BYTES] = ctx.get("complete_frags_downloaded_bytes", 0)
 
     return prepare
 
@@ -38,6 +69,7 @@ def _append(self: FragmentFD, ctx: dict[str, Any], frag_content: bytes) -> None:
         ctx["dest_stream"].write(frag_content)
         ctx["dest_stream"].flush()
         ctx[_APPENDED] = ctx.get(_APPENDED, 0) + 1  # only once the bytes are really written
+        ctx[_BYTES] = ctx["dest_stream"].tell()
     finally:
         if self._FragmentFD__do_ytdl_file(ctx):
             self._write_ytdl_file(ctx)
@@ -52,6 +84,8 @@ def _write_ytdl_file(self: FragmentFD, ctx: dict[str, Any]) -> None:
         downloader: dict[str, Any] = {
             "current_fragment": {"index": ctx.get(_APPENDED, ctx["fragment_index"])}
         }
+        if _BYTES in ctx:
+            downloader[_BYTES_KEY] = ctx[_BYTES]
         if "extra_state" in ctx:
             downloader["extra_state"] = ctx["extra_state"]
         if ctx.get("fragment_count") is not None:
