@@ -142,3 +142,34 @@ class FakeCdn:
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
         await send({"type": "http.response.body", "body": body})
+
+
+def main() -> None:
+    """Serve HLS directories as a standalone process (for benchmarks): prints the port, then serves.
+
+    python -m tests.fakes.cdn NAME=DIR [NAME=DIR ...] [--latency S] [--throttle BYTES_PER_S]
+    """
+    import argparse  # noqa: PLC0415 - only the standalone server needs these
+    import socket  # noqa: PLC0415
+
+    import uvicorn  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("vods", nargs="+")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--throttle", type=float, default=0.0)
+    args = parser.parse_args()
+    cdn = FakeCdn(latency_s=args.latency, throttle_bps=args.throttle)
+    for item in args.vods:
+        name, _, directory = item.partition("=")
+        cdn.vods[name] = Path(directory)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    config = uvicorn.Config(cdn, log_config=None, access_log=False, lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
