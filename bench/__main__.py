@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import discovery, startup
+from bench import discovery, download, startup
 from bench.common import external_server
 from vodarchiver import logs
 
@@ -15,6 +15,7 @@ async def run_all() -> None:
     async with external_server() as admin_url:
         await startup.main(admin_url)
         await discovery.main(admin_url)
+        await download.main(admin_url)
 
 
 asyncio.run(run_all())
