@@ -229,3 +229,28 @@ def test_failures_are_decided_by_their_kind() -> None:
     retry = stage.decide(0, Failure(Outcome.RETRY, "503"))
     assert (retry.state, retry.failed) == ("failed_retryable", 1)
     assert stage.decide(2, Failure(Outcome.RETRY, "503")).state == "failed_permanent"
+
+
+async def test_a_lost_lease_stops_the_download_and_keeps_the_files(rig: Rig) -> None:
+    """When another worker takes the VOD over, this one stops at its next write and leaves the fragments for it."""
+    await rig.add_vod("v1")
+    rig.cdn.throttle_bps = 300_000
+    started = rig.cdn.when_served(200_000)
+    running = asyncio.create_task(rig.stage().run_once())
+    await asyncio.wait_for(started.wait(), 30)
+    await rig.sql("UPDATE vods SET claimed_by = 'another-replica' WHERE twitch_vod_id = 'v1'")
+    await asyncio.wait_for(running, 5)
+    directory = rig.data_dir.resolve() / "alice" / "v1"
+    assert ytdlp_processes(directory) == []
+    assert any(directory.glob("v1.ts*"))  # kept for the new owner to resume
+    assert await rig.row("v1", "state", "claimed_by") == ("downloading", "another-replica")
+
+
+async def test_an_unexpected_error_is_a_counted_attempt_not_a_crash(rig: Rig) -> None:
+    """A filesystem surprise (the channel folder is a file) fails the attempt with the reason; the worker lives on."""
+    await rig.add_vod("v1")
+    (rig.data_dir / "alice").write_text("not a folder")
+    await rig.stage().run_once()
+    state, attempts, error = await rig.row("v1", "state", "download_attempts", "processing_error")
+    assert (state, attempts) == ("failed_retryable", 1)
+    assert "NotADirectoryError" in error or "FileExistsError" in error

@@ -69,3 +69,25 @@ def test_the_index_file_is_written_whole(fd: HlsFD, tmp_path: Path) -> None:
     assert saved["current_fragment"]["index"] == 4  # not the 9 the download threads had reached
     assert saved["vodarchiver_bytes"] == 4000
     assert not (tmp_path / "v.ts.ytdl.tmp").exists()
+
+
+def test_a_file_with_a_hole_is_never_finished(fd: HlsFD, tmp_path: Path) -> None:
+    """If fewer fragments were appended than the VOD has, yt-dlp must not finish: the files go, an error is raised."""
+    part = tmp_path / "v.ts.part"
+    part.write_bytes(b"x" * 100)
+    (tmp_path / "v.ts.ytdl").write_text("{}")
+    ctx = {"filename": str(tmp_path / "v.ts"), "total_frags": 10, "_vodarchiver_appended": 9,
+           "dest_stream": part.open("ab"), "live": False}  # fmt: skip
+    with pytest.raises(Exception, match="only 9 of 10 fragments"):
+        fd._finish_frag_download(ctx, {})
+    assert not part.exists()
+    assert not (tmp_path / "v.ts.ytdl").exists()
+    assert not (tmp_path / "v.ts").exists()
+
+
+def test_a_part_without_its_index_is_not_appended_to(fd: HlsFD, tmp_path: Path) -> None:
+    """yt-dlp removes the index just before renaming a finished .part; a kill between leaves nothing to trust."""
+    part = tmp_path / "v.ts.part"
+    part.write_bytes(b"x" * 300)
+    ytdlp_main._cut_back(fd, {"filename": str(tmp_path / "v.ts")})
+    assert part.stat().st_size == 0

@@ -66,6 +66,10 @@ def test_progress_lines_parse() -> None:
         ("ERROR: Unable to download video: HTTP Error 503: Service Unavailable", Outcome.RETRY),
         ("ERROR: something nobody has seen before", Outcome.RETRY),
         ("WARNING: HTTP Error 404 on a retry that recovered\nERROR: HTTP Error 500", Outcome.RETRY),
+        (
+            "WARNING: [Errno 28] No space left on device. Retrying fragment 3\nERROR: fragment 3 not found, unable to continue",
+            Outcome.NO_DISK,
+        ),
     ],
 )
 def test_failures_are_classified(output: str, outcome: Outcome) -> None:

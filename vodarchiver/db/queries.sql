@@ -236,8 +236,18 @@ RETURNING id;
 -- At start-up: claims an earlier run of this daemon (same host and DATA_DIR) left behind when it
 -- was killed are released at once instead of waiting for their leases to run out.
 UPDATE vods SET claim_until = now() - interval '1 second'
-WHERE state = 'downloading' AND claimed_by LIKE %(prefix)s AND claimed_by <> %(owner)s
+WHERE state = 'downloading' AND starts_with(claimed_by, %(prefix)s)
+  AND NOT starts_with(claimed_by, %(owner)s)
 RETURNING twitch_vod_id;
+
+-- name: download_heartbeat
+-- Renew the lease of one claim for as long as its attempt runs (remux and checks included).
+UPDATE vods SET claim_until = now() + make_interval(secs => %(lease_s)s)
+WHERE id = %(id)s AND claimed_by = %(owner)s AND state = 'downloading'
+RETURNING id;
+
+-- name: vod_state
+SELECT state FROM vods WHERE id = %(id)s;
 
 -- name: vod_cancel
 -- Cancel a VOD that is not archived yet; returns its previous state.

@@ -234,10 +234,23 @@ class Store:
         """Release the claims an earlier, killed run of this daemon left behind."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(
-                q("download_release_previous"), {"prefix": f"{prefix}%", "owner": owner}
-            )
+            await cur.execute(q("download_release_previous"), {"prefix": prefix, "owner": owner})
             return [str(r[0]) for r in await cur.fetchall()]
+
+    async def download_heartbeat(self, row_id: int, *, owner: str, lease_s: float) -> bool:
+        """Renew one claim's lease; False when the VOD was canceled or taken over."""
+        params = {"id": row_id, "owner": owner, "lease_s": lease_s}
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = await conn.execute(q("download_heartbeat"), params)
+            return await cur.fetchone() is not None
+
+    async def vod_state(self, row_id: int) -> str | None:
+        """The state of one VOD row."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vod_state"), {"id": row_id})
+            row = await cur.fetchone()
+            return str(row[0]) if row else None
 
     async def vod_cancel(self, twitch_vod_id: str) -> tuple[str, str] | None:
         """Cancel a VOD that is not archived yet: (previous state, channel), or None."""

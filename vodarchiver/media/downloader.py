@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,40 @@ class Tools:
         return [name for name in (self.ffmpeg, self.ffprobe) if shutil.which(name) is None]
 
 
+_LOCK_WAIT_S = 120.0  # longer than a lease: a worker that lost its lease stops within a third
+
+
+@contextlib.asynccontextmanager
+async def _exclusive(directory: Path) -> AsyncIterator[None]:
+    """Hold the VOD directory's lock file: never two downloads writing the same files.
+
+    Two attempts at one VOD only meet when a lease ran out under a live worker (a long database
+    outage); the second waits until the first notices and stops.
+    """
+    fh = open(directory / ".lock", "a+b")  # noqa: SIM115, ASYNC230 - held for the whole download
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if loop.time() > deadline:
+                    raise TimeoutError(f"another download holds {directory}") from None
+                await asyncio.sleep(0.5)
+        yield
+    finally:
+        fh.close()
+
+
+def _remove_all_but(directory: Path, keep: Path) -> None:
+    """Delete what a finished download no longer needs (the TS, yt-dlp's leftovers)."""
+    for path in directory.iterdir():
+        if path != keep and path.name != ".lock" and path.is_file():
+            path.unlink(missing_ok=True)
+
+
 def _ytdlp_env() -> dict[str, str]:
     """The daemon's environment holds secrets; yt-dlp gets only what it needs (and proxies)."""
     env = dict(process.MINIMAL_ENV)
@@ -122,9 +157,14 @@ class Downloader:
     async def download(self, job: Job, on_progress: ProgressCallback) -> Downloaded | Failure:
         """Download, remux and verify; a Failure says why not. Cancellation stops yt-dlp."""
         job.directory.mkdir(parents=True, exist_ok=True)
+        async with _exclusive(job.directory):
+            return await self._download(job, on_progress)
+
+    async def _download(self, job: Job, on_progress: ProgressCallback) -> Downloaded | Failure:
         if job.mp4.exists():  # a run killed after the rename but before it was recorded
             verdict = await self._verify(job, job.mp4)
             if isinstance(verdict, float):
+                _remove_all_but(job.directory, job.mp4)
                 return Downloaded(job.mp4, job.mp4.stat().st_size, verdict, 0)
             job.mp4.unlink()
         before = job.partial_bytes()
@@ -142,7 +182,7 @@ class Downloader:
         job.mp4_part.rename(job.mp4)
         size = job.mp4.stat().st_size
         fetched_bytes = max(0, job.ts.stat().st_size - before)
-        job.ts.unlink(missing_ok=True)
+        _remove_all_but(job.directory, job.mp4)
         return Downloaded(job.mp4, size, verdict, fetched_bytes)
 
     async def _fetch(self, job: Job, on_progress: ProgressCallback) -> Failure | None:
@@ -177,7 +217,7 @@ class Downloader:
             raise
         if code != 0:
             failure = ytdlp.classify(code, "\n".join(tail))
-            if last is not None and last.fragment_count and failure.outcome is Outcome.RETRY:
+            if last is not None and last.fragment_index and failure.outcome is Outcome.RETRY:
                 where = f"stopped at fragment {last.fragment_index} of {last.fragment_count}"
                 failure = Failure(failure.outcome, f"{failure.reason}; {where}")
             return failure
@@ -188,7 +228,7 @@ class Downloader:
     async def _remux(self, job: Job) -> Failure | None:
         job.mp4_part.unlink(missing_ok=True)
         argv = ffmpeg.remux_argv(job.ts, job.mp4_part, ffmpeg=self._tools.ffmpeg)
-        done = await process.run(argv, timeout_s=_REMUX_TIMEOUT_S)
+        done = await process.run(argv, env=process.MINIMAL_ENV, timeout_s=_REMUX_TIMEOUT_S)
         if done.returncode == 0:
             return None
         job.mp4_part.unlink(missing_ok=True)
@@ -199,7 +239,9 @@ class Downloader:
     async def _verify(self, job: Job, path: Path) -> float | Failure:
         """The file's duration if it parses and matches Helix's; else a Failure saying why."""
         done = await process.run(
-            ffmpeg.probe_argv(path, ffprobe=self._tools.ffprobe), timeout_s=_PROBE_TIMEOUT_S
+            ffmpeg.probe_argv(path, ffprobe=self._tools.ffprobe),
+            env=process.MINIMAL_ENV,
+            timeout_s=_PROBE_TIMEOUT_S,
         )
         if done.returncode != 0:
             return Failure(Outcome.RETRY, f"the file does not parse: {done.output.strip()[:300]}")

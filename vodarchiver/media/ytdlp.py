@@ -172,6 +172,8 @@ def classify(exit_code: int, output: str) -> Failure:
     earlier in the output cannot decide the verdict.
     """
     errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+    if _RULES[0][1].search(output):  # a full disk shows in warnings too, and beats any other cause
+        return Failure(Outcome.NO_DISK, "the disk is full")
     text = "\n".join(errors) if errors else output
     reason = (errors[-1].removeprefix("ERROR:").strip() if errors else "") or (
         f"yt-dlp exited with status {exit_code}"

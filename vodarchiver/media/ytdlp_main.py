@@ -41,7 +41,12 @@ _BYTES_KEY = "vodarchiver_bytes"
 def _cut_back(self: FragmentFD, ctx: dict[str, Any]) -> None:
     """Make the `.part` file agree with the index saved next to it (see the module docstring)."""
     part, state = self.temp_name(ctx["filename"]), self.ytdl_filename(ctx["filename"])
-    if ctx.get("live") or not os.path.isfile(part) or not os.path.isfile(state):
+    if ctx.get("live") or not os.path.isfile(part):
+        return
+    if not os.path.isfile(state):
+        # yt-dlp deletes the index just before renaming a finished `.part`; a kill in between
+        # leaves a file nothing vouches for. Appending to it would double it: start clean.
+        os.truncate(part, 0)
         return
     try:
         with open(state, encoding="utf-8") as fh:
@@ -108,15 +113,37 @@ def _write_ytdl_file(self: FragmentFD, ctx: dict[str, Any]) -> None:
     os.replace(temporary, target)  # atomic: the index file is always whole, old or new
 
 
+def _finish(original: Any) -> Any:
+    def finish(self: FragmentFD, ctx: dict[str, Any], info_dict: dict[str, Any]) -> Any:
+        total, appended = ctx.get("total_frags"), ctx.get(_APPENDED)
+        if (
+            not ctx.get("live")
+            and isinstance(total, int)
+            and appended is not None
+            and appended != total
+        ):
+            # Never let a file with a hole through: discard it so the next attempt starts clean.
+            ctx["dest_stream"].close()
+            for path in (self.temp_name(ctx["filename"]), self.ytdl_filename(ctx["filename"])):
+                if os.path.isfile(path):
+                    os.remove(path)
+            self.report_error(f"vodarchiver: only {appended} of {total} fragments were written")
+            return False
+        return original(self, ctx, info_dict)
+
+    return finish
+
+
 def install() -> None:
     """Patch FragmentFD; raises if yt-dlp's internals no longer look as expected."""
     for name in ("_prepare_frag_download", "_append_fragment", "_write_ytdl_file",
-                 "_FragmentFD__do_ytdl_file"):  # fmt: skip
+                 "_finish_frag_download", "_FragmentFD__do_ytdl_file"):  # fmt: skip
         if not hasattr(FragmentFD, name):
             raise RuntimeError(f"yt-dlp changed: FragmentFD.{name} is gone; review ytdlp_main.py")
     FragmentFD._prepare_frag_download = _prepare(FragmentFD._prepare_frag_download)
     FragmentFD._append_fragment = _append
     FragmentFD._write_ytdl_file = _write_ytdl_file
+    FragmentFD._finish_frag_download = _finish(FragmentFD._finish_frag_download)
 
 
 if __name__ == "__main__":

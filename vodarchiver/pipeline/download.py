@@ -25,6 +25,7 @@ import os
 import shutil
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -44,6 +45,7 @@ LEASE_S = 60.0
 PROGRESS_EVERY_S = 1.0  # at most one progress write a second per download
 LOG_PROGRESS_EVERY_S = 15.0
 IDLE_POLL_S = 5.0
+_NEARLY_FULL = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,11 @@ class DownloadPolicy:
 
 
 @dataclass
-class _ProgressState:
-    """When one download last wrote and logged its progress."""
+class _Attempt:
+    """One claim being worked on: its token, and when it last wrote and logged progress."""
 
     claim: DownloadClaim
+    token: str
     last: Progress | None = None
     written: float = 0.0
     logged: float = field(default_factory=time.monotonic)
@@ -99,7 +102,7 @@ class DownloadStage:
         self._prefix = f"{socket.gethostname()}:{self._data_dir}:"
         self._owner = f"{self._prefix}{os.getpid()}:{int(time.time())}"
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._canceled: set[str] = set()
+        self._stopped: set[str] = set()  # attempts stopped on purpose (cancel, lost lease)
         self._wake = asyncio.Event()
         self._log = get_logger("vod_download")
 
@@ -131,60 +134,107 @@ class DownloadStage:
 
     async def run_once(self) -> DownloadClaim | None:
         """Claim the next VOD and make one attempt at it; None when nothing is due."""
+        # Every claim has its own token, so a worker whose lease was taken over can never write
+        # over the new owner's claim, even from the same process.
+        token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
         try:
-            claim = await self._store.download_claim(owner=self._owner, lease_s=LEASE_S)
+            claim = await self._store.download_claim(owner=token, lease_s=LEASE_S)
         except DatabaseUnavailable as exc:
             self._log.warning("download_claim_failed", reason=str(exc))
             return None
         if claim is not None:
             with bound_contextvars(vod_id=claim.vod_id, channel=claim.channel, corr=claim.corr):
-                await self._attempt(claim)
+                await self._attempt(_Attempt(claim, token))
         return claim
 
     def job(self, vod_id: str, channel: str, url: str, duration_s: int | None) -> Job:
         """Where a VOD's files go: DATA_DIR/<channel>/<vod id>/."""
         return Job(vod_id, url, duration_s, self._data_dir / channel / vod_id)
 
-    async def _attempt(self, claim: DownloadClaim) -> None:
+    async def _attempt(self, attempt: _Attempt) -> None:
+        claim = attempt.claim
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - always inside a worker task
+        self._running[claim.vod_id] = task  # from the claim on, so a cancel always finds it
+        heartbeat = asyncio.create_task(self._heartbeat(attempt, task))
+        try:
+            await self._attempt_owned(attempt)
+        except DatabaseUnavailable as exc:
+            self._log.warning("download_interrupted", reason=str(exc))  # the lease runs out
+        except Exception as exc:  # a bug or the filesystem: a counted attempt, never a crash
+            self._log.exception("download_crashed")
+            reason = f"unexpected {exc.__class__.__name__}: {exc}"
+            with contextlib.suppress(DatabaseUnavailable):
+                await self._failed(attempt, Failure(Outcome.RETRY, reason[:500]))
+        except asyncio.CancelledError:
+            if claim.vod_id not in self._stopped:
+                await asyncio.shield(self._requeue_on_shutdown(attempt))
+                raise
+            task.uncancel()
+            await self._after_stop(attempt)
+            if task.cancelling():  # a shutdown arrived as well: honour it
+                raise
+        finally:
+            heartbeat.cancel()
+            self._running.pop(claim.vod_id, None)
+            self._stopped.discard(claim.vod_id)
+
+    async def _attempt_owned(self, attempt: _Attempt) -> None:
+        claim = attempt.claim
         if not claim.url:
             no_url = "Helix gave no URL for this VOD"
             await self._finish(
-                claim, DownloadResult("failed_permanent", "failed_permanent", 1, error=no_url)
+                attempt, DownloadResult("failed_permanent", "failed_permanent", 1, error=no_url)
             )
             return
         job = self.job(claim.vod_id, claim.channel, claim.url, claim.duration_s)
-        if not await self._has_room(claim, job):
+        if not await self._has_room(attempt, job):
             return
         self._metrics.downloads_started.inc()
         self._log.info("download_started", url=claim.url, attempt=claim.failed_attempts + 1,
                        resume_bytes=job.partial_bytes())  # fmt: skip
         begin = time.monotonic()
-        reporter = _ProgressState(claim)
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - always inside a worker task
-        self._running[claim.vod_id] = task
-        try:
-            outcome = await self._downloader.download(
-                job, functools.partial(self._report, reporter)
-            )
-        except asyncio.CancelledError:
-            if claim.vod_id not in self._canceled:
-                await asyncio.shield(self._requeue_on_shutdown(claim))
-                raise
-            task.uncancel()
-            self._canceled.discard(claim.vod_id)
-            self._downloader.remove_files(job)
-            self._log.info("download_canceled", partial_files="removed")
-            return
-        finally:
-            self._running.pop(claim.vod_id, None)
+        outcome = await self._downloader.download(job, functools.partial(self._report, attempt))
         elapsed = time.monotonic() - begin
         if isinstance(outcome, Downloaded):
-            await self._succeeded(claim, outcome, elapsed)
+            await self._succeeded(attempt, job, outcome, elapsed)
         else:
-            await self._failed(claim, outcome)
+            await self._failed(attempt, outcome)
 
-    async def _has_room(self, claim: DownloadClaim, job: Job) -> bool:
+    async def _heartbeat(self, attempt: _Attempt, task: asyncio.Task[None]) -> None:
+        """Renew the lease for the whole attempt (remux and checks write no progress)."""
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            try:
+                owned = await self._store.download_heartbeat(
+                    attempt.claim.row_id, owner=attempt.token, lease_s=LEASE_S
+                )
+            except DatabaseUnavailable:
+                continue  # the lease outlasts a short outage
+            if not owned:
+                self._stop(attempt.claim.vod_id, task)
+                return
+
+    def _stop(self, vod_id: str, task: asyncio.Task[None]) -> None:
+        self._stopped.add(vod_id)
+        task.cancel()
+
+    async def _after_stop(self, attempt: _Attempt) -> None:
+        """A stopped attempt: remove its files only if the VOD really was canceled."""
+        claim = attempt.claim
+        job = self.job(claim.vod_id, claim.channel, claim.url or "", claim.duration_s)
+        try:
+            state = await self._store.vod_state(claim.row_id)
+        except DatabaseUnavailable:
+            state = None
+        if state == "canceled":
+            self._downloader.remove_files(job)
+            self._log.info("download_canceled", partial_files="removed")
+        else:  # taken over (our lease ran out): the new owner resumes from these files
+            self._log.warning("download_taken_over", state=state, partial_files="kept")
+
+    async def _has_room(self, attempt: _Attempt, job: Job) -> bool:
+        claim = attempt.claim
         free = shutil.disk_usage(self._data_dir).free
         self._metrics.disk_free_bytes.set(free)
         estimate = estimated_bytes(claim.duration_s, self._policy.size_estimate_mbps)
@@ -194,7 +244,7 @@ class DownloadStage:
             return True
         self._log.warning("download_waiting_for_disk", free_bytes=free, estimate_bytes=estimate,
                           min_free_bytes=self._policy.min_free_bytes)  # fmt: skip
-        await self._finish(claim, DownloadResult(
+        await self._finish(attempt, DownloadResult(
             "waiting_for_disk", "waiting_for_disk", 0,
             error=f"waiting for disk: {free / 2**30:.1f} GiB free, the download needs about "
                   f"{2 * estimate / 2**30:.1f} GiB and {self._policy.min_free_bytes / 2**30:.1f}"
@@ -202,10 +252,18 @@ class DownloadStage:
         ))  # fmt: skip
         return False
 
-    async def _succeeded(self, claim: DownloadClaim, done: Downloaded, elapsed_s: float) -> None:
-        recorded = await self._finish(claim, DownloadResult(
+    async def _succeeded(
+        self, attempt: _Attempt, job: Job, done: Downloaded, elapsed_s: float
+    ) -> None:
+        recorded = await self._finish(attempt, DownloadResult(
             "downloaded", "downloaded", 0, file_path=done.path, file_size=done.size,
         ))  # fmt: skip
+        if not recorded:
+            with contextlib.suppress(DatabaseUnavailable):
+                if await self._store.vod_state(attempt.claim.row_id) == "canceled":
+                    self._downloader.remove_files(job)  # canceled while we were finishing
+                    self._log.info("download_canceled", partial_files="removed", after="success")
+            return
         self._metrics.downloads_succeeded.inc()
         self._metrics.download_duration.observe(elapsed_s)
         self._metrics.download_bytes.inc(done.fetched_bytes)
@@ -217,10 +275,16 @@ class DownloadStage:
             dl_ms=round(elapsed_s * 1000), recorded=recorded,
         )  # fmt: skip
 
-    async def _failed(self, claim: DownloadClaim, failure: Failure) -> None:
-        result = self.decide(claim.failed_attempts, failure)
+    async def _failed(self, attempt: _Attempt, failure: Failure) -> None:
+        if failure.outcome is Outcome.RETRY:
+            # yt-dlp does not always say so (a fragment write fails, it retries, it gives up on
+            # the fragment): a disk that is now nearly full was the cause, not the CDN.
+            free = shutil.disk_usage(self._data_dir).free
+            if free < max(self._policy.min_free_bytes, _NEARLY_FULL):
+                failure = Failure(Outcome.NO_DISK, f"the disk is full ({failure.reason})")
+        result = self.decide(attempt.claim.failed_attempts, failure)
         self._metrics.downloads_failed.inc()
-        await self._finish(claim, result)
+        await self._finish(attempt, result)
         self._log.warning("download_failed", outcome=failure.outcome.value, reason=failure.reason,
                           state=result.state, next_attempt_at=result.next_attempt_at)  # fmt: skip
 
@@ -243,10 +307,11 @@ class DownloadStage:
                               next_attempt_at=self._clock() + timedelta(seconds=delay),
                               error=reason)  # fmt: skip
 
-    async def _finish(self, claim: DownloadClaim, result: DownloadResult) -> bool:
+    async def _finish(self, attempt: _Attempt, result: DownloadResult) -> bool:
         try:
-            recorded = await self._store.download_finish(claim.row_id, owner=self._owner,
-                                                         result=result)  # fmt: skip
+            recorded = await self._store.download_finish(
+                attempt.claim.row_id, owner=attempt.token, result=result
+            )
         except DatabaseUnavailable as exc:
             # The lease runs out and the VOD is taken again; nothing is lost.
             self._log.warning("download_record_failed", reason=str(exc), state=result.state)
@@ -256,12 +321,12 @@ class DownloadStage:
                            why="canceled or taken over meanwhile")  # fmt: skip
         return recorded
 
-    async def _requeue_on_shutdown(self, claim: DownloadClaim) -> None:
+    async def _requeue_on_shutdown(self, attempt: _Attempt) -> None:
         with contextlib.suppress(DatabaseUnavailable):
-            await self._finish(claim, DownloadResult("queued", "pending", 0))
+            await self._finish(attempt, DownloadResult("queued", "pending", 0))
         self._log.info("download_interrupted", why="shutdown; fragments kept for the resume")
 
-    async def _report(self, state: _ProgressState, progress: Progress) -> None:
+    async def _report(self, state: _Attempt, progress: Progress) -> None:
         """Every progress line comes here; at most one a second is written, fewer logged."""
         last, state.last = state.last, progress
         if progress.finished and progress.fragment_count is None and last is not None:
@@ -276,15 +341,14 @@ class DownloadStage:
         claim = state.claim
         try:
             owned = await self._store.download_progress(
-                claim.row_id, owner=self._owner, lease_s=LEASE_S, progress=progress.as_json()
+                claim.row_id, owner=state.token, lease_s=LEASE_S, progress=progress.as_json()
             )
         except DatabaseUnavailable:
             return  # progress is best effort; the lease outlasts a short outage
         if not owned:  # canceled (here or on another replica) or taken over: stop now
-            self._canceled.add(claim.vod_id)
             task = asyncio.current_task()
             if task is not None:
-                task.cancel()
+                self._stop(claim.vod_id, task)
             return
         if now - state.logged >= LOG_PROGRESS_EVERY_S:
             state.logged = now
@@ -300,8 +364,7 @@ class DownloadStage:
         previous, channel = found
         task = self._running.get(vod_id)
         if task is not None:
-            self._canceled.add(vod_id)
-            task.cancel()
+            self._stop(vod_id, task)
         elif previous != "downloading":
             # Not running anywhere: remove any fragments an earlier attempt left.
             Downloader.remove_files(self.job(vod_id, channel, "", None))
