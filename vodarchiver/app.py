@@ -22,7 +22,13 @@ from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
 from vodarchiver.db.store import Store
-from vodarchiver.errors import EmbeddedPostgresError, StartupError
+from vodarchiver.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EmbeddedPostgresError,
+    StartupError,
+)
 from vodarchiver.health import DatabaseCheck, DataDirCheck, DiskCheck, ReadinessCheck, StaticCheck
 from vodarchiver.logs import get_logger
 from vodarchiver.media.downloader import Downloader, Tools
@@ -35,9 +41,6 @@ from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.helix import HelixClient
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 
-EXIT_OK = 0
-EXIT_TASK_DIED = 1
-EXIT_INTERRUPTED = 130
 _TASKS_SHARE = 0.7
 
 
@@ -250,7 +253,7 @@ async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> i
         spent = time.perf_counter() - drain_began if drain_began else 0.0
         await db.aclose(timeout_s=max(1.0, settings.shutdown_timeout_s - spent))
         sock.close()
-    code = EXIT_TASK_DIED if exited else EXIT_OK
+    code = EXIT_FAILED if exited else EXIT_OK
     log.info("daemon_stopped", exit_code=code)
     return code
 

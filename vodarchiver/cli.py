@@ -19,11 +19,7 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
-EXIT_INTERRUPTED = 130  # migrate stopped by a signal before it finished
-
+from vodarchiver.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
 _early_signals: list[int] = []
 

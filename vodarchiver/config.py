@@ -9,7 +9,6 @@ Secret values are wrapped in `Secret`, whose repr is redacted, and are listed by
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -565,8 +564,3 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         sorted(k for k in file_values if k not in known and not k.startswith(_FOREIGN_PREFIXES))
     )
     return Settings(**values)
-
-
-def replace(settings: Settings, **changes: Any) -> Settings:
-    """A copy with some fields changed; for tests and the composition root."""
-    return dataclasses.replace(settings, **changes)

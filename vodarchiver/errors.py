@@ -26,6 +26,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+# Exit statuses of the `vodarchiver` command.
+EXIT_OK = 0  # done, or stopped by a signal
+EXIT_FAILED = 1  # a part of the daemon failed (a supervised task died, a permanent error)
+EXIT_CONFIG = 2  # the configuration or the environment is wrong; the message names the variable
+EXIT_INTERRUPTED = 130  # `migrate` stopped by a signal before it finished
+
 
 class VodarchiverError(Exception):
     """Root of every error vodarchiver raises on purpose."""

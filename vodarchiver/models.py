@@ -168,8 +168,8 @@ class DownloadClaim:
 class DownloadResult:
     """How a download attempt ended, as the VOD row records it."""
 
-    state: str
-    download_state: str
+    state: VodState
+    download_state: DownloadState
     failed: int  # 1 when the attempt counts against DOWNLOAD_MAX_ATTEMPTS
     next_attempt_at: datetime | None = None
     error: str | None = None

@@ -225,6 +225,7 @@ class Store:
     async def download_finish(self, row_id: int, *, owner: str, result: DownloadResult) -> bool:
         """Record how an attempt ended; False when this worker no longer owns the VOD."""
         params = {"id": row_id, "owner": owner, **dataclasses.asdict(result)}
+        params["state"], params["download_state"] = result.state.value, result.download_state.value
         params["file_path"] = str(result.file_path) if result.file_path else None
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = await conn.execute(q("download_finish"), params)

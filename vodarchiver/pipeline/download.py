@@ -37,7 +37,7 @@ from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.media.downloader import Downloaded, Downloader, Job
 from vodarchiver.media.ytdlp import Failure, Outcome, Progress
 from vodarchiver.metrics import Metrics
-from vodarchiver.models import DownloadClaim, DownloadResult
+from vodarchiver.models import DownloadClaim, DownloadResult, DownloadState, VodState
 from vodarchiver.pipeline.backoff import retry_delay_s
 from vodarchiver.pipeline.rules import estimated_bytes, room_to_download
 
@@ -184,7 +184,10 @@ class DownloadStage:
         if not claim.url:
             no_url = "Helix gave no URL for this VOD"
             await self._finish(
-                attempt, DownloadResult("failed_permanent", "failed_permanent", 1, error=no_url)
+                attempt,
+                DownloadResult(
+                    VodState.FAILED_PERMANENT, DownloadState.FAILED_PERMANENT, 1, error=no_url
+                ),
             )
             return
         job = self.job(claim.vod_id, claim.channel, claim.url, claim.duration_s)
@@ -245,7 +248,7 @@ class DownloadStage:
         self._log.warning("download_waiting_for_disk", free_bytes=free, estimate_bytes=estimate,
                           min_free_bytes=self._policy.min_free_bytes)  # fmt: skip
         await self._finish(attempt, DownloadResult(
-            "waiting_for_disk", "waiting_for_disk", 0,
+            VodState.WAITING_FOR_DISK, DownloadState.WAITING_FOR_DISK, 0,
             error=f"waiting for disk: {free / 2**30:.1f} GiB free, the download needs about "
                   f"{2 * estimate / 2**30:.1f} GiB and {self._policy.min_free_bytes / 2**30:.1f}"
                   " GiB must stay free",
@@ -256,7 +259,8 @@ class DownloadStage:
         self, attempt: _Attempt, job: Job, done: Downloaded, elapsed_s: float
     ) -> None:
         recorded = await self._finish(attempt, DownloadResult(
-            "downloaded", "downloaded", 0, file_path=done.path, file_size=done.size,
+            VodState.DOWNLOADED, DownloadState.DOWNLOADED, 0,
+            file_path=done.path, file_size=done.size,
         ))  # fmt: skip
         if not recorded:
             with contextlib.suppress(DatabaseUnavailable):
@@ -292,18 +296,22 @@ class DownloadStage:
         """What a failed attempt makes of the VOD. Pure apart from reading the clock."""
         reason = failure.reason
         if failure.outcome is Outcome.GONE:
-            return DownloadResult("gone", "gone", 0, error=reason)
+            return DownloadResult(VodState.GONE, DownloadState.GONE, 0, error=reason)
         if failure.outcome is Outcome.RESTRICTED:
-            return DownloadResult("skipped_restricted", "skipped_restricted", 0, error=reason)
+            return DownloadResult(
+                VodState.SKIPPED_RESTRICTED, DownloadState.SKIPPED_RESTRICTED, 0, error=reason
+            )
         if failure.outcome is Outcome.NO_DISK:
-            return DownloadResult("waiting_for_disk", "waiting_for_disk", 0, error=reason)
+            return DownloadResult(
+                VodState.WAITING_FOR_DISK, DownloadState.WAITING_FOR_DISK, 0, error=reason
+            )
         failures = failed_before + 1
         if failures >= self._policy.max_attempts:
-            return DownloadResult("failed_permanent", "failed_permanent", 1,
+            return DownloadResult(VodState.FAILED_PERMANENT, DownloadState.FAILED_PERMANENT, 1,
                                   error=f"gave up after {failures} attempts: {reason}")  # fmt: skip
         delay = retry_delay_s(failures, base_s=self._policy.backoff_base_s,
                               cap_s=self._policy.backoff_max_s)  # fmt: skip
-        return DownloadResult("failed_retryable", "failed_retryable", 1,
+        return DownloadResult(VodState.FAILED_RETRYABLE, DownloadState.FAILED_RETRYABLE, 1,
                               next_attempt_at=self._clock() + timedelta(seconds=delay),
                               error=reason)  # fmt: skip
 
@@ -323,7 +331,7 @@ class DownloadStage:
 
     async def _requeue_on_shutdown(self, attempt: _Attempt) -> None:
         with contextlib.suppress(DatabaseUnavailable):
-            await self._finish(attempt, DownloadResult("queued", "pending", 0))
+            await self._finish(attempt, DownloadResult(VodState.QUEUED, DownloadState.PENDING, 0))
         self._log.info("download_interrupted", why="shutdown; fragments kept for the resume")
 
     async def _report(self, state: _Attempt, progress: Progress) -> None:
