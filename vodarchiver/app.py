@@ -12,7 +12,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -22,6 +22,7 @@ from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
 from vodarchiver.db.store import Store
+from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -36,10 +37,16 @@ from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
+from vodarchiver.pipeline.publish import Publisher, PublishPolicy
+from vodarchiver.pipeline.quota import QuotaPlan
+from vodarchiver.pipeline.upload import CircuitCheck, UploadPolicy, UploadStage
 from vodarchiver.supervisor import Supervisor
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.helix import HelixClient
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
+from vodarchiver.youtube.client import YouTubeClient
+from vodarchiver.youtube.crypto import TokenCipher, parse_key
+from vodarchiver.youtube.oauth import GoogleAuth, store_refresh_token
 
 _TASKS_SHARE = 0.7
 
@@ -126,6 +133,79 @@ def build_downloads(
     return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy)
 
 
+def google_http_client() -> httpx.AsyncClient:
+    """The HTTP client of Google's token server and YouTube: long writes for upload chunks."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(connect=15.0, read=120.0, write=120.0, pool=30.0),
+        headers={"User-Agent": f"vodarchiver/{__version__}"},
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+    )
+
+
+def build_uploads(
+    settings: Settings,
+    http: httpx.AsyncClient,
+    store: UploadStore,
+    metrics: Metrics,
+    checks: list[ReadinessCheck],
+) -> UploadStage | None:
+    """The upload stage, or None (said in the log and in /readyz) when settings turn it off."""
+    log = get_logger("vod_upload")
+    reason = settings.upload_off_reason()
+    if reason is not None or settings.yt_client_secret is None:
+        reason = reason or "YT_CLIENT_SECRET is not set"
+        log.warning("uploads_disabled", reason=reason, downloaded_vods="wait in `downloaded`")
+        checks.append(
+            StaticCheck("youtube_upload", CheckResult(True, f"uploads are off: {reason}"))
+        )
+        return None
+    key = settings.encryption_key
+    cipher = TokenCipher(parse_key(key.get()) if key is not None else None)
+    auth = GoogleAuth(
+        http, store, cipher, metrics, token_url=settings.google_token_url,
+        client_id=settings.yt_client_id, client_secret=settings.yt_client_secret,
+        bootstrap_token=settings.yt_refresh_token,
+    )  # fmt: skip
+    client = YouTubeClient(http, auth, api_url=settings.youtube_api_url)
+    quota = QuotaPlan(settings.youtube_quota_budgets, settings.youtube_quota_costs)
+    clock = _utcnow
+    publisher = Publisher(
+        store, client, quota, metrics,
+        PublishPolicy(
+            chunk_size=settings.upload_chunk_size, chunk_retries=8,
+            retry_base_s=settings.upload_retry_base_s, retry_cap_s=60.0, marker_pages=20,
+            category_id=str(settings.youtube_category_id), privacy=settings.youtube_privacy,
+        ),
+        clock=clock,
+    )  # fmt: skip
+    tools = Tools()
+    policy = UploadPolicy(
+        workers=settings.max_concurrent_uploads, max_attempts=settings.upload_max_attempts,
+        backoff_base_s=settings.upload_backoff_base_s,
+        backoff_max_s=settings.upload_backoff_max_s,
+        circuit_threshold=settings.circuit_failure_threshold,
+        circuit_cooldown=timedelta(seconds=settings.circuit_open_cooldown_s),
+        upload_limit_cooldown=timedelta(seconds=settings.upload_limit_cooldown_s),
+        max_part_duration_s=settings.youtube_max_part_duration_s,
+        max_part_bytes=settings.youtube_max_part_size,
+        delete_after_upload=settings.delete_after_upload,
+        title_template=settings.youtube_title_template,
+        description_template=settings.youtube_description_template,
+        tags=settings.youtube_tags, playlists=settings.youtube_playlists,
+        ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe,
+    )  # fmt: skip
+    checks.append(auth)
+    checks.append(CircuitCheck(store, clock))
+    log.info("uploads_enabled", workers=policy.workers, chunk_size=settings.upload_chunk_size,
+             privacy=settings.youtube_privacy, token_storage=cipher.scheme)  # fmt: skip
+    return UploadStage(store, publisher, auth, quota, metrics, data_dir=settings.data_dir,
+                       policy=policy, clock=clock)  # fmt: skip
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 def build_discovery(
     settings: Settings,
     http: httpx.AsyncClient,
@@ -175,6 +255,8 @@ def start_parts(
     sock: socket.socket,
     http_client: httpx.AsyncClient,
     started_at: datetime,
+    *,
+    google_client: httpx.AsyncClient | None = None,
 ) -> Supervisor:
     """Build every part over the open database and start each as a supervised task."""
     metrics = Metrics(__version__)
@@ -184,9 +266,11 @@ def start_parts(
         settings, http_client, db.store, metrics, checks,
         on_new_work=downloads.wake if downloads else None,
     )  # fmt: skip
+    uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks)
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
         started_at=started_at, cancel=downloads.cancel if downloads else None,
+        uploads=uploads.status if uploads else None,
     )  # fmt: skip
     server = HttpServer(build_app(api, metrics), sock)
     supervisor = Supervisor()
@@ -197,6 +281,8 @@ def start_parts(
         supervisor.start("discovery", discovery.run_forever())
     if downloads is not None:
         supervisor.start("downloads", downloads.run_forever())
+    if uploads is not None:
+        supervisor.start("uploads", uploads.run_forever())
     return supervisor
 
 
@@ -228,8 +314,11 @@ async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> i
     exited = None
     drain_began = 0.0
     http_client = twitch_http_client(settings)
+    google_client = google_http_client()
     try:
-        supervisor = start_parts(settings, db, sock, http_client, started_at)
+        supervisor = start_parts(
+            settings, db, sock, http_client, started_at, google_client=google_client
+        )
         log.info(
             "daemon_started",
             version=__version__,
@@ -250,6 +339,7 @@ async def run_daemon(settings: Settings, early_signals: Sequence[int] = ()) -> i
         )
     finally:
         await http_client.aclose()
+        await google_client.aclose()
         spent = time.perf_counter() - drain_began if drain_began else 0.0
         await db.aclose(timeout_s=max(1.0, settings.shutdown_timeout_s - spent))
         sock.close()
@@ -284,4 +374,26 @@ async def migrate_only(settings: Settings, early_signals: Sequence[int] = ()) ->
         if embedded is not None:
             await embedded.stop()
     log.info("migrate_done", applied=[f"{m.version:04d}_{m.name}" for m in applied])
+    return EXIT_OK
+
+
+async def store_youtube_token(settings: Settings, refresh_token: str) -> int:
+    """`vodarchiver auth youtube`: store a refresh token (a new generation); exit status."""
+    log = get_logger("youtube_auth")
+    key = settings.encryption_key
+    if key is None and not settings.allow_plaintext_tokens:
+        raise StartupError(
+            "ENCRYPTION_KEY",
+            "refusing to store the token unencrypted: set ENCRYPTION_KEY (openssl rand -base64 "
+            "32), or ALLOW_PLAINTEXT_TOKENS=1 to store it in plaintext on purpose",
+        )
+    cipher = TokenCipher(parse_key(key.get()) if key is not None else None)
+    prepare_data_dir(settings)
+    db = await Database.open(settings)
+    try:
+        generation = await store_refresh_token(db.store, cipher, refresh_token, bootstrap=False)
+    finally:
+        await db.aclose(timeout_s=5.0)
+    log.info("youtube_token_stored", source="vodarchiver auth youtube", generation=generation,
+             storage=cipher.scheme)  # fmt: skip
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""The command line: `vodarchiver [run | migrate | config | version]`. Nothing else lives here.
+"""The command line: `vodarchiver [run | migrate | config | version | auth youtube]`.
+Nothing else lives here.
 
 Exit codes: 0 done or stopped by a signal; 1 a part of the daemon failed; 2 the configuration
 or the environment is wrong (the message names the variable); 130 `migrate` interrupted. No
@@ -18,8 +19,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from vodarchiver.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+
+if TYPE_CHECKING:
+    from vodarchiver.config import Settings
 
 _early_signals: list[int] = []
 
@@ -42,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations and exit")
     sub.add_parser("config", help="print the effective settings, secrets redacted")
     sub.add_parser("version", help="print the version")
+    auth = sub.add_parser("auth", help="store credentials: `auth youtube`")
+    auth.add_argument("provider", choices=["youtube"], help="whose credentials")
+    auth.add_argument(
+        "--token-stdin",
+        action="store_true",
+        help="read a refresh token from standard input instead of the consent flow",
+    )
+    auth.add_argument("--no-browser", action="store_true",
+                      help="print the consent URL without opening a browser")  # fmt: skip
     return parser
 
 
@@ -50,18 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, _early_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         args = _parser().parse_args(argv)
-        return _dispatch(args.command or "run")
+        return _dispatch(args.command or "run", args)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _dispatch(command: str) -> int:
+def _dispatch(command: str, args: argparse.Namespace) -> int:
     # Imported here, after the signal handlers: loading them takes most of start-up.
     import asyncio  # noqa: PLC0415
 
     from vodarchiver import __version__, logs  # noqa: PLC0415
-    from vodarchiver.app import migrate_only, run_daemon  # noqa: PLC0415
+    from vodarchiver.app import migrate_only, run_daemon, store_youtube_token  # noqa: PLC0415
     from vodarchiver.config import load_settings  # noqa: PLC0415
     from vodarchiver.errors import (  # noqa: PLC0415
         ConfigError,
@@ -97,6 +111,11 @@ def _dispatch(command: str) -> int:
     try:
         if command == "migrate":
             return asyncio.run(migrate_only(settings, _early_signals))
+        if command == "auth":
+            token = _refresh_token(args, settings)
+            if token is None:
+                return EXIT_CONFIG
+            return asyncio.run(store_youtube_token(settings, token))
         return asyncio.run(run_daemon(settings, _early_signals))
     except StartupError as exc:
         # An expected refusal: one line naming the variable, deliberately without a traceback.
@@ -108,3 +127,16 @@ def _dispatch(command: str) -> int:
     except Exception:
         log.exception("daemon_crashed")
         return EXIT_FAILED
+
+
+def _refresh_token(args: argparse.Namespace, settings: Settings) -> str | None:
+    """The token to store: from standard input, or from the consent flow."""
+    if args.token_stdin:
+        token = sys.stdin.readline().strip()
+        if not token:
+            print("vodarchiver: no refresh token on standard input", file=sys.stderr)
+            return None
+        return token
+    from vodarchiver.youtube.consent import run_consent_flow  # noqa: PLC0415
+
+    return run_consent_flow(settings, open_browser=not args.no_browser)

@@ -262,6 +262,90 @@ def _path(raw: str) -> Path:
     return Path(raw.strip()).expanduser()
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_size(raw: str) -> int:
+    """`256K`, `16M`, `1.5G`, `256GB`, `1048576` -> bytes (binary units)."""
+    match = _SIZE.fullmatch(raw.strip())
+    if match is None:
+        raise ValueError(f"expected a size such as 256K, 16M or 2G, got {raw!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
+
+
+def _chunk_size(raw: str) -> int:
+    size = parse_size(raw)
+    if size <= 0 or size % (256 * 1024):
+        raise ValueError(f"must be a positive multiple of 256K (YouTube's rule), got {raw!r}")
+    if size > 2**30:
+        raise ValueError(f"must be at most 1G, got {raw!r}")
+    return size
+
+
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 1 or 0 (true/false), got {raw!r}")
+
+
+def _encryption_key(raw: str) -> Secret:
+    from vodarchiver.youtube.crypto import parse_key  # noqa: PLC0415 - cryptography is heavy
+
+    parse_key(raw)
+    return Secret(raw.strip())
+
+
+def _template(raw: str) -> str:
+    from vodarchiver.youtube.metadata import check_template  # noqa: PLC0415
+
+    # `\n` in a one-line environment value means a new line.
+    return check_template(raw.replace("\\n", "\n"))
+
+
+def _tags(raw: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+
+
+_PLAYLIST = re.compile(r"[A-Za-z0-9_-]{2,64}")
+
+
+def _playlists(raw: str) -> dict[str, str]:
+    """`alice=PLxxxx,bob=PLyyyy` -> {'alice': 'PLxxxx', 'bob': 'PLyyyy'}."""
+    found: dict[str, str] = {}
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        login, sep, playlist = part.partition("=")
+        login, playlist = login.strip().lower(), playlist.strip()
+        if not sep or not _LOGIN.match(login) or not re.fullmatch(r"[A-Za-z0-9_-]{2,64}", playlist):
+            raise ValueError(
+                f"expected login=playlistId pairs such as alice=PLabc123, got {part!r}"
+            )
+        found[login] = playlist
+    return found
+
+
+def _quota_budgets(raw: str) -> dict[str, int]:
+    from vodarchiver.pipeline.quota import parse_budgets  # noqa: PLC0415
+
+    return parse_budgets(raw)
+
+
+def _quota_costs(raw: str) -> dict[str, tuple[str, int]]:
+    from vodarchiver.pipeline.quota import parse_costs  # noqa: PLC0415
+
+    return parse_costs(raw)
+
+
+_DEFAULT_DESCRIPTION = (
+    "{title}\\nStreamed on Twitch by {channel} on {date} ({duration}).\\nOriginal: {url}"
+    "\\n\\n{chapters}"
+)
+
 # --- the declaration -----------------------------------------------------------------------
 
 
@@ -338,6 +422,38 @@ VARIABLES: tuple[Variable, ...] = (
         "DOWNLOAD_BACKOFF_MAX", "download_backoff_max_s", "Pipeline", "6h",
         "Longest wait between two download attempts.", _positive_duration,
     ),
+    Variable(
+        "MAX_CONCURRENT_UPLOADS", "max_concurrent_uploads", "Pipeline", "1",
+        "VODs uploaded at once by this daemon (0 turns the upload stage off).", _int_in(0, 16),
+    ),
+    Variable(
+        "UPLOAD_MAX_ATTEMPTS", "upload_max_attempts", "Pipeline", "5",
+        "Failed upload attempts after which a VOD is `failed_permanent` (quota, credentials and "
+        "restarts do not count).", _int_in(1, 100),
+    ),
+    Variable(
+        "UPLOAD_BACKOFF_BASE", "upload_backoff_base_s", "Pipeline", "1m",
+        "Wait after the first failed upload attempt; doubles with each further failure.",
+        _positive_duration,
+    ),
+    Variable(
+        "UPLOAD_BACKOFF_MAX", "upload_backoff_max_s", "Pipeline", "6h",
+        "Longest wait between two upload attempts.", _positive_duration,
+    ),
+    Variable(
+        "UPLOAD_RETRY_BASE", "upload_retry_base_s", "Pipeline", "1s",
+        "Within an attempt, the first wait before asking YouTube what it holds after a failed "
+        "chunk (doubling, jittered, at most a minute, 8 times).", _positive_duration,
+    ),
+    Variable(
+        "CIRCUIT_FAILURE_THRESHOLD", "circuit_failure_threshold", "Pipeline", "5",
+        "Consecutive failed uploads that open the circuit breaker.", _int_in(1, 1000),
+    ),
+    Variable(
+        "CIRCUIT_OPEN_COOLDOWN", "circuit_open_cooldown_s", "Pipeline", "15m",
+        "How long an open breaker stops uploads before one probe upload is let through.",
+        _positive_duration,
+    ),
     # Media
     Variable(
         "DOWNLOAD_CONCURRENT_FRAGMENTS", "download_concurrent_fragments", "Media", "8",
@@ -358,6 +474,116 @@ VARIABLES: tuple[Variable, ...] = (
         "DISK_MIN_FREE_GB", "disk_min_free_gb", "Storage", "5",
         "Free space DATA_DIR must keep: a download that would eat into it waits "
         "(`waiting_for_disk`) until space returns.", _positive_float,
+    ),
+    # YouTube
+    Variable(
+        "YOUTUBE_UPLOAD_ENABLED", "youtube_upload_enabled", "YouTube", "1",
+        "0 keeps downloaded VODs in `downloaded`; they are published once this is 1 again.",
+        _flag,
+    ),
+    Variable(
+        "YT_CLIENT_ID", "yt_client_id", "YouTube", "",
+        "OAuth client id of your Google Cloud project (a Desktop app client). Without it and "
+        "the secret, uploads are off and downloaded VODs wait.", _nonempty,
+    ),
+    Variable(
+        "YT_CLIENT_SECRET", "yt_client_secret", "YouTube", None,
+        "That client's secret.", _secret, secret=True,
+    ),
+    Variable(
+        "YT_REFRESH_TOKEN", "yt_refresh_token", "YouTube", None,
+        "A refresh token to store at start-up instead of running `vodarchiver auth youtube` "
+        "(stored again only when it changes; the stored one is rotated as Google says).",
+        _secret, secret=True,
+    ),
+    Variable(
+        "ENCRYPTION_KEY", "encryption_key", "YouTube", None,
+        "Base64 of 32 random bytes (`openssl rand -base64 32`): OAuth tokens are stored "
+        "encrypted with it (AES-256-GCM). Keep it: without it the stored tokens cannot be read.",
+        _encryption_key, secret=True,
+    ),
+    Variable(
+        "ALLOW_PLAINTEXT_TOKENS", "allow_plaintext_tokens", "YouTube", "0",
+        "1 lets tokens be stored unencrypted when ENCRYPTION_KEY is unset (not recommended).",
+        _flag,
+    ),
+    Variable(
+        "YOUTUBE_API_URL", "youtube_api_url", "YouTube", "https://www.googleapis.com",
+        "Base URL of the YouTube Data API and its upload endpoint.", _http_url,
+    ),
+    Variable(
+        "GOOGLE_TOKEN_URL", "google_token_url", "YouTube", "https://oauth2.googleapis.com/token",
+        "Google's OAuth token endpoint.", _http_url,
+    ),
+    Variable(
+        "GOOGLE_AUTH_URL", "google_auth_url", "YouTube",
+        "https://accounts.google.com/o/oauth2/auth",
+        "Google's consent page, for `vodarchiver auth youtube`.", _http_url,
+    ),
+    Variable(
+        "UPLOAD_CHUNK_SIZE", "upload_chunk_size", "YouTube", "64M",
+        "Bytes per upload request (a multiple of 256K; chosen by `make bench`). A failed chunk "
+        "resumes from what YouTube holds.", _chunk_size,
+    ),
+    Variable(
+        "YOUTUBE_TITLE_TEMPLATE", "youtube_title_template", "YouTube",
+        "{title} - {channel} {date}",
+        "Video title. Fields: {channel} {title} {date} {vod_id} {url} {duration} {part} {parts} "
+        "{chapters}. Cut to 100 characters; ` (Part n/N)` is added to split VODs.", _template,
+    ),
+    Variable(
+        "YOUTUBE_DESCRIPTION_TEMPLATE", "youtube_description_template", "YouTube",
+        _DEFAULT_DESCRIPTION,
+        "Video description, same fields (`\\n` for a new line). Twitch's muted ranges and the "
+        "marker that identifies the upload are added; cut to 5,000 bytes.", _template,
+    ),
+    Variable(
+        "YOUTUBE_PRIVACY", "youtube_privacy", "YouTube", "private",
+        "`private`, `unlisted` or `public`.", _choice("private", "unlisted", "public"),
+    ),
+    Variable(
+        "YOUTUBE_CATEGORY_ID", "youtube_category_id", "YouTube", "20",
+        "YouTube category id (20 is Gaming).", _int_in(1, 99),
+    ),
+    Variable(
+        "YOUTUBE_TAGS", "youtube_tags", "YouTube", "",
+        "Comma-separated tags added to every video (500 characters in all).", _tags,
+    ),
+    Variable(
+        "YOUTUBE_PLAYLISTS", "youtube_playlists", "YouTube", "",
+        "Playlist per channel, as `login=playlistId` pairs; each video is added to it.",
+        _playlists,
+    ),
+    Variable(
+        "YOUTUBE_MAX_PART_DURATION", "youtube_max_part_duration_s", "YouTube", "11h55m",
+        "A longer VOD is split (stream copy, at keyframes) into parts titled (Part n/N).",
+        _positive_duration,
+    ),
+    Variable(
+        "YOUTUBE_MAX_PART_SIZE", "youtube_max_part_size", "YouTube", "256G",
+        "A larger VOD is split too (YouTube takes at most 256 GB per video).", parse_size,
+    ),
+    Variable(
+        "YOUTUBE_QUOTA_BUDGETS", "youtube_quota_budgets", "YouTube", "default=10000",
+        "Daily quota buckets, as `bucket=units` pairs (reset at midnight Pacific time).",
+        _quota_budgets,
+    ),
+    Variable(
+        "YOUTUBE_QUOTA_COSTS", "youtube_quota_costs", "YouTube",
+        "videos.insert=default:1600",
+        "Price of each call as `call=bucket:units` (calls: videos.insert, videos.list, "
+        "channels.list, playlistItems.list, playlistItems.insert; unnamed ones cost 1, 50 for "
+        "playlistItems.insert, from `default`). Google's separate upload bucket: "
+        "`YOUTUBE_QUOTA_BUDGETS=default=10000,uploads=100` and "
+        "`YOUTUBE_QUOTA_COSTS=videos.insert=uploads:1`.", _quota_costs,
+    ),
+    Variable(
+        "UPLOAD_LIMIT_COOLDOWN", "upload_limit_cooldown_s", "YouTube", "6h",
+        "How long uploads pause after YouTube's uploadLimitExceeded.", _positive_duration,
+    ),
+    Variable(
+        "DELETE_AFTER_UPLOAD", "delete_after_upload", "YouTube", "1",
+        "1 deletes a VOD's local files once every part is confirmed on YouTube.", _flag,
     ),
     # Database
     Variable(
@@ -450,6 +676,35 @@ class Settings:
     download_rate_limit: str
     download_size_estimate_mbps: float
     disk_min_free_gb: float
+    youtube_upload_enabled: bool
+    yt_client_id: str
+    yt_client_secret: Secret | None
+    yt_refresh_token: Secret | None
+    encryption_key: Secret | None
+    allow_plaintext_tokens: bool
+    youtube_api_url: str
+    google_token_url: str
+    google_auth_url: str
+    upload_chunk_size: int
+    youtube_title_template: str
+    youtube_description_template: str
+    youtube_privacy: str
+    youtube_category_id: int
+    youtube_tags: tuple[str, ...]
+    youtube_playlists: dict[str, str]
+    youtube_max_part_duration_s: float
+    youtube_max_part_size: int
+    youtube_quota_budgets: dict[str, int]
+    youtube_quota_costs: dict[str, tuple[str, int]]
+    upload_limit_cooldown_s: float
+    delete_after_upload: bool
+    max_concurrent_uploads: int
+    upload_max_attempts: int
+    upload_backoff_base_s: float
+    upload_backoff_max_s: float
+    upload_retry_base_s: float
+    circuit_failure_threshold: int
+    circuit_open_cooldown_s: float
     database_url: DatabaseUrl | None
     database_pool_min_size: int
     database_pool_max_size: int
@@ -481,6 +736,16 @@ class Settings:
             return "no channel configured (TWITCH_CHANNELS or TWITCH_CHANNEL)"
         return None
 
+    def upload_off_reason(self) -> str | None:
+        """Why the upload stage cannot run with these settings, or None when it can."""
+        if not self.youtube_upload_enabled:
+            return "YOUTUBE_UPLOAD_ENABLED is 0"
+        if self.max_concurrent_uploads == 0:
+            return "MAX_CONCURRENT_UPLOADS is 0"
+        if not self.yt_client_id or not (self.yt_client_secret and self.yt_client_secret.get()):
+            return "YT_CLIENT_ID and YT_CLIENT_SECRET are not set"
+        return None
+
     def secret_values(self) -> tuple[str, ...]:
         """Every secret string, so the logger can scrub them wherever they appear."""
         found: list[str] = []
@@ -510,6 +775,31 @@ class Settings:
             else:
                 shown[var.name] = str(value)
         return shown
+
+
+def _youtube_problems(values: Mapping[str, Any]) -> list[str]:
+    """Settings of the YouTube group that contradict each other."""
+    problems = []
+    client_id, secret = values.get("yt_client_id"), values.get("yt_client_secret")
+    if client_id and not (secret and secret.get()):
+        problems.append("YT_CLIENT_SECRET: must be set when YT_CLIENT_ID is")
+    if secret and secret.get() and not client_id:
+        problems.append("YT_CLIENT_ID: must be set when YT_CLIENT_SECRET is")
+    token = values.get("yt_refresh_token")
+    if token and token.get():
+        if not client_id:
+            problems.append("YT_REFRESH_TOKEN: needs YT_CLIENT_ID and YT_CLIENT_SECRET")
+        if values.get("encryption_key") is None and values.get("allow_plaintext_tokens") is False:
+            problems.append(
+                "ENCRYPTION_KEY: must be set to store YT_REFRESH_TOKEN (openssl rand -base64 32), "
+                "or set ALLOW_PLAINTEXT_TOKENS=1 to store tokens unencrypted on purpose"
+            )
+    budgets, costs = values.get("youtube_quota_budgets"), values.get("youtube_quota_costs")
+    if isinstance(budgets, dict) and isinstance(costs, dict):
+        from vodarchiver.pipeline.quota import check_plan  # noqa: PLC0415
+
+        problems += [f"YOUTUBE_QUOTA_COSTS: {p}" for p in check_plan(budgets, costs)]
+    return problems
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -556,6 +846,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         problems.append("TWITCH_CLIENT_SECRET: must be set when TWITCH_CLIENT_ID is")
     if secret and secret.get() and not client_id:
         problems.append("TWITCH_CLIENT_ID: must be set when TWITCH_CLIENT_SECRET is")
+    problems += _youtube_problems(values)
     if problems:
         raise ConfigError(problems)
 

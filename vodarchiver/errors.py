@@ -7,7 +7,17 @@
     ├── TransientError         retry later; nothing is wrong with the item itself
     │   ├── DatabaseUnavailable
     │   ├── HelixUnavailable   Helix or the token server failed even after our retries
-    │   └── LeaseLost          another replica took over a channel we were reading
+    │   ├── LeaseLost          another replica took over a channel we were reading
+    │   ├── YouTubeUnavailable YouTube or Google's token server failed (5xx, network,
+    │   │                      rateLimitExceeded); resume from what YouTube holds
+    │   └── UploadSessionExpired
+    │                          the resumable session is gone (404/410): look for our marker,
+    │                          then start a new session
+    ├── UploadsPaused          uploads must wait for something outside the VOD; not its failure
+    │   ├── QuotaExhausted     quotaExceeded, or the planner cannot afford the call: until the
+    │   │                      next Pacific midnight
+    │   ├── UploadLimitReached uploadLimitExceeded: for UPLOAD_LIMIT_COOLDOWN
+    │   └── YouTubeAuthRevoked invalid_grant or no credentials: until a new token is stored
     └── PermanentError         stop and say why; retrying will not help
         ├── MigrationError     the schema cannot be brought up to date
         ├── DataRejected       PostgreSQL refused a value (range, NUL byte, duplicate): skip it
@@ -16,7 +26,10 @@
         ├── TwitchCredentialsError
         │                      Twitch refused TWITCH_CLIENT_ID/TWITCH_CLIENT_SECRET
         ├── HelixRequestError  Helix refused the request itself (a 4xx other than 401/429)
-        └── HelixDataError     an answer or an item lacks the documented shape (skip it)
+        ├── HelixDataError     an answer or an item lacks the documented shape (skip it)
+        └── YouTubeRequestError
+                               YouTube refused the request itself (invalidTitle, a 4xx we
+                               caused): retrying it unchanged is pointless
 
 Third-party exceptions are translated at the adapter boundary (`raise ... from exc`), so code
 above the adapters only ever handles these.
@@ -100,3 +113,49 @@ class HelixRequestError(PermanentError):
 
 class HelixDataError(PermanentError):
     """A Helix answer, or one item of it, does not have the documented shape."""
+
+
+class YouTubeUnavailable(TransientError):
+    """YouTube or Google's token server failed (5xx, network, timeouts, rateLimitExceeded)."""
+
+
+class UploadSessionExpired(TransientError):
+    """The resumable upload session answers 404 or 410: it is gone."""
+
+
+class UploadsPaused(VodarchiverError):
+    """Uploads must wait for something outside the VOD (quota, a limit, credentials)."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason  # a stable word for /status and metrics: quota, upload_limit, auth
+        super().__init__(message)
+
+
+class QuotaExhausted(UploadsPaused):
+    """The day's quota is spent (quotaExceeded, or the planner cannot afford the call)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="quota")
+
+
+class UploadLimitReached(UploadsPaused):
+    """YouTube's per-channel upload limit (uploadLimitExceeded)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="upload_limit")
+
+
+class YouTubeAuthRevoked(UploadsPaused):
+    """Google refused the refresh token (invalid_grant), or there are no credentials."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="auth")
+
+
+class YouTubeRequestError(PermanentError):
+    """YouTube refused the request itself (invalidTitle, invalidDescription, another 4xx)."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(message)

@@ -157,7 +157,7 @@ def summarize(
         "by_state": {state.value: counts.get(state, 0) for state in VodState},
         "circuit_state": kv.get("circuit_state"),
         "circuit_failures": int(failures) if failures is not None else None,
-        "circuit_open_until": kv.get("circuit_open_until"),
+        "circuit_open_until": kv.get("circuit_open_until") or None,
         **{key: _number(kv.get(key)) for key in MOVING_AVERAGE_KEYS},
         "last_process_run": kv.get(LAST_RUN_KEY),
         "version": version,

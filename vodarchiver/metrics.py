@@ -147,6 +147,83 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.uploads_succeeded = Counter(
+            "vod_uploads_succeeded_total",
+            "VODs published to YouTube (every part).",
+            registry=self.registry,
+        )
+        self.uploads_failed = Counter(
+            "vod_uploads_failed_total",
+            "Upload attempts that failed (retryable or not; quota, auth and shutdowns excluded).",
+            registry=self.registry,
+        )
+        self.upload_duration = Histogram(
+            "vod_upload_duration_seconds",
+            "Time of the upload attempt that published a VOD.",
+            buckets=(30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 21600, 43200),
+            registry=self.registry,
+        )
+        self.processing_total_duration = Histogram(
+            "vod_processing_total_duration_seconds",
+            "Time from a VOD's discovery to its last part published.",
+            buckets=(300, 900, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 604800),
+            registry=self.registry,
+        )
+        self.processing_cycles = Counter(
+            "vod_processing_cycles_total",
+            "Passes of the upload stage's workers over the queue.",
+            registry=self.registry,
+        )
+        self.upload_bytes = Counter(
+            "vod_upload_bytes_total",
+            "Bytes sent to YouTube (a resumed upload counts only what it sent).",
+            registry=self.registry,
+        )
+        self.upload_chunk_retries = Counter(
+            "vod_upload_chunk_retries_total",
+            "Chunks that failed (5xx, a cut connection) and were resumed from what YouTube held.",
+            registry=self.registry,
+        )
+        self.circuit_open = Gauge(
+            "vod_circuit_open",
+            "1 while the upload circuit breaker is open or half open, else 0.",
+            registry=self.registry,
+        )
+        self.youtube_quota_used = Gauge(
+            "youtube_quota_used",
+            "YouTube quota units spent today (Pacific time), by bucket.",
+            ["bucket"],
+            registry=self.registry,
+        )
+        self.youtube_quota_remaining = Gauge(
+            "youtube_quota_remaining",
+            "YouTube quota units left today (Pacific time), by bucket.",
+            ["bucket"],
+            registry=self.registry,
+        )
+        self.uploads_paused = Counter(
+            "vod_uploads_paused_total",
+            "Times uploads were paused, by reason (quota, upload_limit).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.youtube_auth_waiting = Gauge(
+            "youtube_auth_waiting",
+            "1 while uploads wait for new YouTube credentials (invalid_grant), else 0.",
+            registry=self.registry,
+        )
+        self.youtube_auth_revoked = Counter(
+            "youtube_auth_revoked_total",
+            "Times Google refused the stored refresh token.",
+            registry=self.registry,
+        )
+        self.youtube_token_refreshes = Counter(
+            "youtube_token_refreshes_total",
+            "Access token refreshes, by outcome (ok, invalid_grant, network, an HTTP status).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
     def record_vod_counts(self, counts: dict[VodState, int]) -> None:
         """Refresh the per-state gauges from a count of every state."""
         for state, n in counts.items():

@@ -175,3 +175,68 @@ class DownloadResult:
     error: str | None = None
     file_path: Path | None = None
     file_size: int | None = None
+
+
+@dataclass(frozen=True)
+class UploadClaim:
+    """A downloaded VOD taken by an upload worker."""
+
+    row_id: int
+    vod_id: str
+    channel: str
+    title: str
+    created_at: datetime | None  # Helix's created_at: the broadcast's date
+    url: str
+    duration_s: int
+    muted_segments: list[dict[str, Any]]
+    file_path: Path
+    failed_attempts: int
+    corr: str
+    discovered_at: datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> UploadClaim:
+        """From `upload_claim`'s RETURNING row."""
+        muted = row.get("muted_segments")
+        return cls(
+            row_id=int(row["id"]), vod_id=str(row["twitch_vod_id"]), channel=str(row["channel"]),
+            title=str(row["title"] or ""), created_at=row["date"], url=str(row["url"] or ""),
+            duration_s=int(row["duration_s"] or 0),
+            muted_segments=list(muted) if isinstance(muted, list) else [],
+            file_path=Path(str(row["file_path"])), failed_attempts=int(row["upload_attempts"]),
+            corr=str(row["corr"]), discovered_at=row["created_at"],
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class UploadPart:
+    """One part of a VOD on its way to YouTube, as `youtube_uploads` records it."""
+
+    part: int
+    parts: int
+    file_path: str
+    file_size: int
+    fingerprint: str
+    start_s: float
+    duration_s: float | None
+    marker: str
+    session_uri: str | None = None
+    sessions_started: int = 0
+    bytes_confirmed: int = 0
+    video_id: str | None = None
+    upload_status: str | None = None
+    playlist_added: bool = False
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> UploadPart:
+        """From an `upload_parts` row."""
+        return cls(
+            part=int(row["part"]), parts=int(row["parts"]), file_path=str(row["file_path"]),
+            file_size=int(row["file_size"]), fingerprint=str(row["fingerprint"]),
+            start_s=float(row["start_s"]),
+            duration_s=float(row["duration_s"]) if row["duration_s"] is not None else None,
+            marker=str(row["marker"]), session_uri=row["session_uri"],
+            sessions_started=int(row["sessions_started"]),
+            bytes_confirmed=int(row["bytes_confirmed"]), video_id=row["video_id"],
+            upload_status=row["upload_status"], playlist_added=bool(row["playlist_added"]),
+        )  # fmt: skip

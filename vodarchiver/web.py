@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vodarchiver.config import HostPort
 from vodarchiver.db.probe import DatabaseProbe
-from vodarchiver.db.store import Store
+from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import DatabaseUnavailable, StartupError
 from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summarize
 from vodarchiver.logs import bound_contextvars, get_logger
@@ -116,13 +116,14 @@ class Api:
     def __init__(
         self,
         *,
-        store: Store,
+        store: UploadStore,
         probe: DatabaseProbe,
         metrics: Metrics,
         checks: Sequence[ReadinessCheck],
         version: str,
         started_at: datetime,
         cancel: Callable[[str], Awaitable[CancelResult]] | None = None,
+        uploads: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -132,6 +133,7 @@ class Api:
         self._version = version
         self._started_at = started_at
         self._cancel = cancel
+        self._uploads = uploads
         self._clock = clock
 
     async def healthz(self, _: Request) -> Response:
@@ -160,11 +162,13 @@ class Api:
             await self._probe.ping()  # fails at once in an outage, where the pool would wait
             counts = await self._store.vod_counts_by_state()
             kv = await self._store.kv_get_many(STATUS_KV_KEYS)
+            uploads = await self._uploads() if self._uploads else {"enabled": False}
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
         doc = summarize(
             counts, kv, version=self._version, started_at=self._started_at, now=self._clock()
         )
+        doc["uploads"] = uploads
         return JSONResponse(doc)
 
     async def metrics(self, _: Request) -> Response:
@@ -217,11 +221,12 @@ class Api:
         vod_id = str(request.path_params["vod_id"])
         try:
             row = await self._store.vod_get(vod_id)
+            parts = await self._store.vod_uploads(vod_id) if row is not None else []
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
         if row is None:
             return JSONResponse({"error": "no such VOD"}, 404)
-        return JSONResponse(vod_json(row))
+        return JSONResponse({**vod_json(row), "parts": [vod_json(p) for p in parts]})
 
     async def cancel_vod(self, request: Request) -> Response:
         """Stop a VOD's download at once and keep it from being archived (`canceled`)."""

@@ -23,7 +23,7 @@ from starlette.routing import Route
 from tests.conftest import logged
 from vodarchiver import logs
 from vodarchiver.db.probe import DatabaseProbe
-from vodarchiver.db.store import Store
+from vodarchiver.db.uploads import UploadStore
 from vodarchiver.health import DatabaseCheck, DataDirCheck
 from vodarchiver.metrics import Metrics
 from vodarchiver.web import Api, RequestContext, build_app
@@ -45,7 +45,7 @@ async def surface(db_url: str, tmp_path: Path, log_lines: io.StringIO) -> AsyncI
     metrics = Metrics("9.9.9")
     probe = DatabaseProbe(db_url)
     async with psycopg_pool.AsyncConnectionPool(db_url, min_size=1, max_size=2, open=False) as pool:
-        store = Store(pool)
+        store = UploadStore(pool)
         api = Api(
             store=store, probe=probe, metrics=metrics,
             checks=[DatabaseCheck(probe), DataDirCheck(tmp_path)],

@@ -19,7 +19,7 @@ from vodarchiver.config import Settings
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
 from vodarchiver.db.probe import DatabaseProbe
-from vodarchiver.db.store import Store
+from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import StartupError
 from vodarchiver.logs import get_logger
 
@@ -76,7 +76,7 @@ class Database:
     """The pool, the store over it, the liveness probe, and the embedded server if there is one."""
 
     pool: psycopg_pool.AsyncConnectionPool[Any]
-    store: Store
+    store: UploadStore
     probe: DatabaseProbe
     target: str
     embedded: EmbeddedPostgres | None = None
@@ -119,7 +119,7 @@ class Database:
         get_logger("database").info("database_ready", target=target)
         return cls(
             pool=pool,
-            store=Store(pool),
+            store=UploadStore(pool),
             probe=DatabaseProbe(conninfo),
             target=target,
             embedded=embedded,

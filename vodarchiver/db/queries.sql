@@ -182,6 +182,7 @@ SELECT twitch_vod_id, channel, stream_id, title, description, state, download_st
        retention_days, expires_at, last_seen_at, gone_at, youtube_url, processing_error,
        processed, corr, download_attempts, next_attempt_at, download_started_at,
        download_finished_at, download_progress, download_progress_at, file_path, file_size,
+       upload_attempts, upload_error, upload_started_at, uploaded_at,
        created_at, updated_at
 FROM vods WHERE twitch_vod_id = %(id)s;
 
@@ -203,7 +204,8 @@ UPDATE vods SET
 WHERE id = (
     SELECT id FROM vods
     WHERE state = 'queued'
-       OR (state = 'failed_retryable' AND next_attempt_at <= now())
+       OR (state = 'failed_retryable' AND next_attempt_at <= now()
+           AND download_state <> 'downloaded')
        OR (state = 'waiting_for_disk' AND updated_at <= now() - interval '1 minute')
        OR (state = 'downloading' AND claim_until < now())
     ORDER BY priority DESC, expires_at ASC NULLS LAST, id
@@ -269,3 +271,192 @@ INSERT INTO kv (key, value, updated_at) VALUES (%(key)s, %(sample)s::text, now()
 ON CONFLICT (key) DO UPDATE SET
     value = (%(alpha)s * %(sample)s + (1 - %(alpha)s) * kv.value::double precision)::text,
     updated_at = now();
+
+-- name: kv_set_many
+INSERT INTO kv (key, value, updated_at)
+SELECT k, v, now() FROM unnest(%(keys)s::text[], %(values)s::text[]) AS t (k, v)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now();
+
+-- name: kv_delete
+DELETE FROM kv WHERE key = ANY(%(keys)s);
+
+-- name: advisory_xact_lock
+-- Serialises read-modify-write of shared `kv` values (the breaker) across replicas.
+SELECT pg_advisory_xact_lock(%(lock)s);
+
+-- name: quota_charge
+-- Spend `units` of a bucket's day only if the budget still holds them; no row: not affordable.
+INSERT INTO kv (key, value, updated_at)
+SELECT %(key)s, %(units)s::text, now() WHERE %(units)s <= %(budget)s
+ON CONFLICT (key) DO UPDATE SET value = (kv.value::bigint + %(units)s)::text, updated_at = now()
+WHERE kv.value::bigint + %(units)s <= %(budget)s
+RETURNING value::bigint;
+
+-- name: quota_exhaust
+-- YouTube says the quota is spent, whatever we counted: the day's bucket is full.
+INSERT INTO kv (key, value, updated_at) VALUES (%(key)s, %(budget)s::text, now())
+ON CONFLICT (key) DO UPDATE SET value = GREATEST(kv.value::bigint, %(budget)s)::text,
+                                updated_at = now();
+
+-- name: token_get
+SELECT sealed, scheme, generation, bootstrap_sha256, revoked_at, revoked_reason
+FROM oauth_tokens WHERE provider = %(provider)s AND channel = %(channel)s;
+
+-- name: token_put
+-- A token from the operator (the consent flow, YT_REFRESH_TOKEN): a new generation, not revoked.
+INSERT INTO oauth_tokens (provider, channel, sealed, scheme, generation, bootstrap_sha256, scopes,
+                          updated_at)
+VALUES (%(provider)s, %(channel)s, %(sealed)s, %(scheme)s, 1, %(bootstrap_sha256)s, %(scopes)s,
+        now())
+ON CONFLICT (provider, channel) DO UPDATE SET
+    sealed = EXCLUDED.sealed, scheme = EXCLUDED.scheme,
+    generation = oauth_tokens.generation + 1,
+    bootstrap_sha256 = COALESCE(EXCLUDED.bootstrap_sha256, oauth_tokens.bootstrap_sha256),
+    scopes = COALESCE(EXCLUDED.scopes, oauth_tokens.scopes),
+    revoked_at = NULL, revoked_reason = NULL, updated_at = now()
+RETURNING generation;
+
+-- name: token_rotate
+-- Google rotated the refresh token: replace it only if nobody else did first (compare and swap).
+UPDATE oauth_tokens SET sealed = %(sealed)s, scheme = %(scheme)s, generation = generation + 1,
+                        expires_at = %(expires_at)s, updated_at = now()
+WHERE provider = %(provider)s AND channel = %(channel)s AND generation = %(generation)s
+RETURNING generation;
+
+-- name: token_save_access
+-- A fresh access token for the same refresh token, shared with the other replicas.
+UPDATE oauth_tokens SET sealed = %(sealed)s, scheme = %(scheme)s, expires_at = %(expires_at)s,
+                        updated_at = now()
+WHERE provider = %(provider)s AND channel = %(channel)s AND generation = %(generation)s
+RETURNING generation;
+
+-- name: token_revoke
+UPDATE oauth_tokens SET revoked_at = now(), revoked_reason = %(reason)s, updated_at = now()
+WHERE provider = %(provider)s AND channel = %(channel)s AND generation = %(generation)s;
+
+-- name: upload_claim
+-- The next downloaded VOD to publish, in queue order: never uploaded yet, due for a retry, or
+-- abandoned by a worker whose lease ran out.
+UPDATE vods SET
+    state = 'uploading', claimed_by = %(owner)s,
+    claim_until = now() + make_interval(secs => %(lease_s)s),
+    upload_started_at = COALESCE(upload_started_at, now()), next_attempt_at = NULL,
+    updated_at = now()
+WHERE id = (
+    SELECT id FROM vods
+    WHERE (state = 'downloaded'
+       OR (state = 'failed_retryable' AND download_state = 'downloaded'
+           AND next_attempt_at <= now())
+       OR (state = 'uploading' AND claim_until < now()))
+      AND file_path IS NOT NULL
+    ORDER BY priority DESC, expires_at ASC NULLS LAST, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, twitch_vod_id, channel, title, date, url, duration_s, muted_segments, file_path,
+          upload_attempts, corr, created_at;
+
+-- name: upload_heartbeat
+UPDATE vods SET claim_until = now() + make_interval(secs => %(lease_s)s)
+WHERE id = %(id)s AND claimed_by = %(owner)s AND state = 'uploading'
+RETURNING id;
+
+-- name: upload_release_previous
+-- At start-up: uploads an earlier, killed run of this daemon held are released at once.
+UPDATE vods SET claim_until = now() - interval '1 second'
+WHERE state = 'uploading' AND starts_with(claimed_by, %(prefix)s)
+  AND NOT starts_with(claimed_by, %(owner)s)
+RETURNING twitch_vod_id;
+
+-- name: upload_finish
+-- How an upload attempt ended short of publishing, if this worker still owns the VOD.
+UPDATE vods SET
+    state = %(state)s, upload_attempts = upload_attempts + %(failed)s,
+    next_attempt_at = %(next_attempt_at)s,
+    upload_error = %(error)s, processing_error = %(error)s,
+    claimed_by = NULL, claim_until = NULL, updated_at = now()
+WHERE id = %(id)s AND claimed_by = %(owner)s AND state = 'uploading'
+RETURNING id;
+
+-- name: upload_done
+-- Every part is on YouTube: the runbook's processed=1 and youtube_url.
+UPDATE vods SET
+    state = 'uploaded', processed = 1, youtube_url = %(youtube_url)s, uploaded_at = now(),
+    upload_error = NULL, processing_error = NULL, next_attempt_at = NULL,
+    claimed_by = NULL, claim_until = NULL, updated_at = now()
+WHERE id = %(id)s AND claimed_by = %(owner)s AND state = 'uploading'
+RETURNING extract(epoch FROM now() - created_at);
+
+-- name: vod_file_deleted
+UPDATE vods SET file_path = NULL, updated_at = now() WHERE id = %(id)s;
+
+-- name: upload_parts
+SELECT part, parts, file_path, file_size, fingerprint, start_s, duration_s, marker, title,
+       session_uri, sessions_started, bytes_confirmed, bytes_sent, video_id, upload_status,
+       status_reason, adopted, playlist_added, uploaded_at
+FROM youtube_uploads WHERE vod_id = %(id)s ORDER BY part;
+
+-- name: upload_parts_insert
+-- The plan of a VOD's parts, recorded once (a second plan of the same VOD changes nothing).
+INSERT INTO youtube_uploads (vod_id, part, parts, file_path, file_size, fingerprint, start_s,
+                             duration_s, marker)
+SELECT %(id)s, p, %(parts)s, f, s, fp, st, d, m
+FROM unnest(%(part)s::int[], %(file_path)s::text[], %(file_size)s::bigint[],
+            %(fingerprint)s::text[], %(start_s)s::float8[], %(duration_s)s::float8[],
+            %(marker)s::text[]) AS t (p, f, s, fp, st, d, m)
+ON CONFLICT (vod_id, part) DO NOTHING;
+
+-- name: upload_session_set
+-- The session URI is stored before the first byte is sent.
+UPDATE youtube_uploads SET session_uri = %(session_uri)s, session_started_at = now(),
+       sessions_started = sessions_started + 1, bytes_confirmed = 0, title = %(title)s,
+       updated_at = now()
+WHERE vod_id = %(id)s AND part = %(part)s AND video_id IS NULL;
+
+-- name: upload_session_clear
+UPDATE youtube_uploads SET session_uri = NULL, bytes_confirmed = 0, updated_at = now()
+WHERE vod_id = %(id)s AND part = %(part)s AND video_id IS NULL;
+
+-- name: upload_progress
+UPDATE youtube_uploads SET bytes_confirmed = %(confirmed)s,
+       bytes_sent = bytes_sent + %(sent)s, updated_at = now()
+WHERE vod_id = %(id)s AND part = %(part)s;
+
+-- name: upload_video_set
+-- The part is on YouTube (uploaded by us, or found by its marker and adopted).
+UPDATE youtube_uploads SET video_id = %(video_id)s, upload_status = %(upload_status)s,
+       adopted = %(adopted)s, session_uri = NULL, bytes_confirmed = file_size,
+       uploaded_at = now(), updated_at = now()
+WHERE vod_id = %(id)s AND part = %(part)s;
+
+-- name: upload_status_set
+UPDATE youtube_uploads SET upload_status = %(upload_status)s, status_reason = %(reason)s,
+       updated_at = now()
+WHERE vod_id = %(id)s AND part = %(part)s;
+
+-- name: upload_playlist_added
+UPDATE youtube_uploads SET playlist_added = true, updated_at = now()
+WHERE vod_id = %(id)s AND part = %(part)s;
+
+-- name: vods_auth_wait
+-- Credentials are refused: every VOD waiting to be published says so.
+UPDATE vods SET state = 'waiting_for_auth', updated_at = now()
+WHERE state = 'downloaded' RETURNING twitch_vod_id;
+
+-- name: vods_auth_resume
+UPDATE vods SET state = 'downloaded', updated_at = now()
+WHERE state = 'waiting_for_auth' RETURNING twitch_vod_id;
+
+-- name: uploads_rejected
+-- Videos YouTube rejected or failed to process, newest first, for /status.
+SELECT v.twitch_vod_id, u.part, u.parts, u.video_id, u.upload_status, u.status_reason
+FROM youtube_uploads u JOIN vods v ON v.id = u.vod_id
+WHERE u.upload_status IN ('rejected', 'failed')
+ORDER BY u.updated_at DESC LIMIT 20;
+
+-- name: vod_uploads
+-- A VOD's parts as the API shows them (never the session URI: it is a capability).
+SELECT u.part, u.parts, u.file_size, u.video_id, u.upload_status, u.status_reason, u.adopted,
+       u.bytes_confirmed, u.bytes_sent, u.sessions_started, u.title, u.uploaded_at,
+       (u.session_uri IS NOT NULL) AS session_open
+FROM youtube_uploads u JOIN vods v ON v.id = u.vod_id
+WHERE v.twitch_vod_id = %(id)s ORDER BY u.part;

@@ -1,0 +1,499 @@
+"""The upload stage: downloaded VODs become YouTube videos, exactly once, through anything.
+
+MAX_CONCURRENT_UPLOADS workers each loop: pass the gates (a pause for quota or the upload limit,
+the credentials, the circuit breaker), claim the next downloaded VOD (`FOR UPDATE SKIP LOCKED`,
+a lease renewed by a heartbeat), plan its parts (splitting a VOD too long or too large for one
+video), publish each part (publish.py), then mark it `uploaded` with `processed=1` and its
+`youtube_url`. An attempt that does not publish ends in one of:
+- back to `downloaded`, not a failure: the quota is spent (uploads pause until the next Pacific
+  midnight), the channel's upload limit was hit (UPLOAD_LIMIT_COOLDOWN), or a shutdown;
+- `waiting_for_auth`, not a failure: Google refused the refresh token; every VOD waiting for
+  upload moves there, and a new token moves them back without a restart;
+- `failed_retryable` with backoff, or `failed_permanent` after UPLOAD_MAX_ATTEMPTS, a file that
+  changed, a request YouTube refuses (invalidTitle), or a video YouTube rejected. Counted
+  failures feed the breaker; quota, auth and shutdowns do not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from vodarchiver.db.uploads import UploadStore
+from vodarchiver.errors import (
+    DatabaseUnavailable,
+    PermanentError,
+    QuotaExhausted,
+    TransientError,
+    UploadLimitReached,
+    UploadsPaused,
+    YouTubeAuthRevoked,
+)
+from vodarchiver.logs import bound_contextvars, get_logger
+from vodarchiver.media import splitter
+from vodarchiver.metrics import Metrics
+from vodarchiver.models import CheckResult, UploadClaim, UploadPart, VodState
+from vodarchiver.pipeline import breaker
+from vodarchiver.pipeline.backoff import retry_delay_s
+from vodarchiver.pipeline.publish import Publisher, VideoRejected, fingerprint, part_path_inside
+from vodarchiver.pipeline.quota import QuotaPlan, next_reset, pacific_day, used_key
+from vodarchiver.youtube import metadata
+from vodarchiver.youtube.oauth import GoogleAuth
+
+LEASE_S = 60.0
+IDLE_POLL_S = 5.0
+AUTH_POLL_S = 10.0
+PAUSE_KEYS = ("uploads_paused_until", "uploads_paused_reason")
+CIRCUIT_KEYS = ("circuit_state", "circuit_failures", "circuit_open_until")
+
+
+@dataclass(frozen=True)
+class UploadPolicy:
+    """The settings the stage runs by."""
+
+    workers: int
+    max_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    circuit_threshold: int
+    circuit_cooldown: timedelta
+    upload_limit_cooldown: timedelta
+    max_part_duration_s: float
+    max_part_bytes: int
+    delete_after_upload: bool
+    title_template: str
+    description_template: str
+    tags: tuple[str, ...]
+    playlists: Mapping[str, str]
+    ffmpeg: str = "ffmpeg"
+    ffprobe: str = "ffprobe"
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Uploads wait until `until` because of `reason` (quota, upload_limit)."""
+
+    until: datetime
+    reason: str
+
+
+class UploadStage:
+    """The workers, the gates before a claim, and what each outcome records."""
+
+    def __init__(
+        self,
+        store: UploadStore,
+        publisher: Publisher,
+        auth: GoogleAuth,
+        quota: QuotaPlan,
+        metrics: Metrics,
+        *,
+        data_dir: Path,
+        policy: UploadPolicy,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._auth = auth
+        self._quota = quota
+        self._metrics = metrics
+        self._data_dir = data_dir.resolve()
+        self._policy = policy
+        self._clock = clock
+        self._prefix = f"{socket.gethostname()}:{self._data_dir}:"
+        self._owner = f"{self._prefix}{os.getpid()}:{int(time.time())}:up"
+        self._wake = asyncio.Event()
+        self._log = get_logger("vod_upload")
+        self.pause: Pause | None = None  # as last read; for /status
+
+    # --- running ------------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Release what a killed predecessor held, then run the workers until cancelled."""
+        with contextlib.suppress(DatabaseUnavailable):
+            released = await self._store.upload_release_previous(
+                prefix=self._prefix, owner=self._owner
+            )
+            if released:
+                self._log.info("uploads_resumed_after_restart", vods=released)
+        with contextlib.suppress(Exception):
+            await self._auth.bootstrap()
+        async with asyncio.TaskGroup() as group:
+            for n in range(self._policy.workers):
+                group.create_task(self._worker(), name=f"upload-{n}")
+
+    def wake(self) -> None:
+        """Look for work now (a download finished)."""
+        self._wake.set()
+
+    async def _worker(self) -> None:
+        while True:
+            wait = await self.run_once()
+            if wait > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+
+    async def run_once(self) -> float:
+        """Pass the gates, claim one VOD and make one attempt; seconds to wait before the next."""
+        self._metrics.processing_cycles.inc()
+        now = self._clock()
+        try:
+            with contextlib.suppress(DatabaseUnavailable):
+                await self._store.kv_set("last_process_run", now.isoformat())
+            wait = await self._gates(now)
+            if wait is not None:
+                return wait
+            token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
+            claim = await self._store.upload_claim(owner=token, lease_s=LEASE_S)
+        except DatabaseUnavailable as exc:
+            self._log.warning("upload_claim_failed", reason=str(exc))
+            return IDLE_POLL_S
+        if claim is None:
+            await self._circuit(lambda c: breaker.on_neutral(c, self._clock()))
+            return IDLE_POLL_S
+        with bound_contextvars(vod_id=claim.vod_id, channel=claim.channel, corr=claim.corr):
+            await self._attempt(claim, token)
+        return 0.0
+
+    # --- gates --------------------------------------------------------------------------------
+
+    async def _gates(self, now: datetime) -> float | None:
+        """None when an upload may start now; otherwise how long to wait."""
+        pause = await self.read_pause()
+        if pause is not None and now < pause.until:
+            return min(IDLE_POLL_S * 6, max(0.5, (pause.until - now).total_seconds()))
+        if pause is not None:
+            await self._store.kv_delete(list(PAUSE_KEYS))
+            self._log.info("uploads_resumed", after=pause.reason)
+            self.pause = None
+        if self._auth.revoked is not None:
+            try:
+                recovered = await self._auth.recover()
+            except TransientError:
+                return AUTH_POLL_S
+            if not recovered:
+                if self._auth.refused:
+                    await self._store.vods_auth(waiting=True)
+                return AUTH_POLL_S
+            moved = await self._store.vods_auth(waiting=False)
+            self._metrics.youtube_auth_waiting.set(0)
+            self._log.info("uploads_resumed", after="auth", vods=len(moved))
+        allowed = await self._circuit_allows(now)
+        return None if allowed else IDLE_POLL_S
+
+    async def read_pause(self) -> Pause | None:
+        """The pause every replica obeys, from `kv`."""
+        kv = await self._store.kv_get_many(PAUSE_KEYS)
+        try:
+            until = datetime.fromisoformat(kv["uploads_paused_until"])
+        except (KeyError, ValueError):
+            self.pause = None
+            return None
+        self.pause = Pause(until, kv.get("uploads_paused_reason", ""))
+        return self.pause
+
+    async def _circuit_allows(self, now: datetime) -> bool:
+        allowed = False
+
+        def change(kv: dict[str, str]) -> dict[str, str] | None:
+            nonlocal allowed
+            before = breaker.Circuit.from_kv(kv)
+            allowed, after = breaker.may_start(before, now, self._policy.circuit_cooldown)
+            return after.to_kv() if after != before else None
+
+        values = await self._store.kv_transition(CIRCUIT_KEYS, change)
+        circuit = breaker.Circuit.from_kv(values)
+        self._metrics.circuit_open.set(0 if circuit.state is breaker.CircuitState.CLOSED else 1)
+        if allowed and circuit.state is breaker.CircuitState.HALF_OPEN:
+            self._log.info("circuit_half_open", probe="this upload")
+        return allowed
+
+    async def _circuit(
+        self, transition: Callable[[breaker.Circuit], breaker.Circuit]
+    ) -> tuple[breaker.Circuit, breaker.Circuit]:
+        """Apply a transition under the breaker's lock: (before, after)."""
+        seen: list[breaker.Circuit] = []
+
+        def change(kv: dict[str, str]) -> dict[str, str] | None:
+            before = breaker.Circuit.from_kv(kv)
+            seen.append(before)
+            after = transition(before)
+            return after.to_kv() if after != before else None
+
+        try:
+            values = await self._store.kv_transition(CIRCUIT_KEYS, change)
+        except DatabaseUnavailable:
+            return breaker.Circuit(), breaker.Circuit()
+        circuit = breaker.Circuit.from_kv(values)
+        self._metrics.circuit_open.set(0 if circuit.state is breaker.CircuitState.CLOSED else 1)
+        return (seen[0] if seen else circuit), circuit
+
+    # --- one attempt --------------------------------------------------------------------------
+
+    async def _attempt(self, claim: UploadClaim, token: str) -> None:
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - always inside a worker task
+        heartbeat = asyncio.create_task(self._heartbeat(claim, token, task))
+        begin = time.monotonic()
+        try:
+            await self._publish_all(claim, token, begin)
+        except asyncio.CancelledError:
+            if heartbeat.done() and not task.cancelling():
+                return  # lease lost: another worker owns it now
+            await asyncio.shield(self._end(claim, token, VodState.DOWNLOADED, 0, error=None))
+            self._log.info("upload_interrupted", why="shutdown; the session is kept to resume")
+            raise
+        except UploadsPaused as exc:
+            await self._paused(claim, token, exc)
+        except VideoRejected as exc:
+            await self._end(claim, token, VodState.FAILED_PERMANENT, 1, error=str(exc))
+            self._metrics.uploads_failed.inc()
+            self._log.error("upload_rejected", reason=str(exc))
+        except DatabaseUnavailable as exc:
+            self._log.warning("upload_interrupted", reason=str(exc))  # the lease runs out
+        except (TransientError, PermanentError) as exc:
+            await self._failed(claim, token, exc)
+        except Exception as exc:  # a bug or the filesystem: a counted attempt, never a crash
+            self._log.exception("upload_crashed")
+            await self._failed(claim, token, exc)
+        finally:
+            heartbeat.cancel()
+
+    async def _heartbeat(self, claim: UploadClaim, token: str, task: asyncio.Task[None]) -> None:
+        while True:
+            await asyncio.sleep(LEASE_S / 3)
+            try:
+                owned = await self._store.upload_heartbeat(claim.row_id, owner=token,
+                                                           lease_s=LEASE_S)  # fmt: skip
+            except DatabaseUnavailable:
+                continue
+            if not owned:
+                self._log.warning("upload_taken_over")
+                task.cancel()
+                return
+
+    async def _publish_all(self, claim: UploadClaim, token: str, begin: float) -> None:
+        parts = await self._parts(claim)
+        self._log.info("upload_started", parts=len(parts), attempt=claim.failed_attempts + 1,
+                       done=sum(1 for p in parts if p.video_id))  # fmt: skip
+        facts = metadata.VodFacts(claim.vod_id, claim.channel, claim.title, claim.created_at,
+                                  claim.url, claim.duration_s, claim.muted_segments)  # fmt: skip
+        videos: list[str] = []
+        for part in parts:
+            video_id = part.video_id
+            if video_id is None:
+                end = part.start_s + (part.duration_s or claim.duration_s)
+                span = metadata.PartSpan(part.part, part.parts, part.start_s, end)
+                meta = metadata.build(
+                    facts, span, title_template=self._policy.title_template,
+                    description_template=self._policy.description_template,
+                    tags=self._policy.tags,
+                )  # fmt: skip
+                published = await self._publisher.publish(claim.row_id, part, meta)
+                video_id = published.video_id
+                await self._publisher.verify(claim.row_id, part, video_id)
+            if not part.playlist_added:
+                await self._playlist(claim, part, video_id)
+            videos.append(video_id)
+        elapsed = time.monotonic() - begin
+        url = f"https://www.youtube.com/watch?v={videos[0]}"
+        total_s = await self._store.upload_done(claim.row_id, owner=token, youtube_url=url)
+        if total_s is None:
+            self._log.info("upload_result_not_recorded", why="taken over meanwhile")
+            return
+        self._metrics.uploads_succeeded.inc()
+        self._metrics.upload_duration.observe(elapsed)
+        self._metrics.processing_total_duration.observe(total_s)
+        with contextlib.suppress(DatabaseUnavailable):
+            await self._store.kv_ema("avg_upload_ms", elapsed * 1000)
+            await self._store.kv_ema("avg_total_ms", total_s * 1000)
+        await self._circuit(breaker.on_success)
+        self._log.info("upload_finished", youtube_url=url, videos=videos,
+                       up_ms=round(elapsed * 1000))  # fmt: skip
+        if self._policy.delete_after_upload:
+            await self._delete_files(claim)
+
+    async def _parts(self, claim: UploadClaim) -> list[UploadPart]:
+        """The VOD's recorded parts; planned (and split) at the first attempt."""
+        parts = await self._store.upload_parts(claim.row_id)
+        if parts:
+            return parts
+        path = claim.file_path
+        size = (await asyncio.to_thread(path.stat)).st_size
+        duration = float(claim.duration_s)
+        policy = self._policy
+        count = splitter.parts_needed(duration, size, max_duration_s=policy.max_part_duration_s,
+                                      max_bytes=policy.max_part_bytes)  # fmt: skip
+        if count == 1:
+            pieces = [splitter.Piece(path, 0.0, duration, size)]
+        else:
+            self._log.info("upload_splitting", parts=count, duration_s=duration, size=size)
+            pieces = await splitter.split(path, count, duration_s=duration,
+                                          ffmpeg_bin=self._policy.ffmpeg,
+                                          ffprobe_bin=self._policy.ffprobe)  # fmt: skip
+        planned = [
+            UploadPart(
+                part=n, parts=len(pieces), file_path=str(p.path), file_size=p.size,
+                fingerprint=await asyncio.to_thread(fingerprint, p.path),
+                start_s=p.start_s, duration_s=p.duration_s,
+                marker=metadata.marker(claim.vod_id, n, len(pieces)),
+            )
+            for n, p in enumerate(pieces, start=1)
+        ]  # fmt: skip
+        await self._store.upload_parts_insert(claim.row_id, planned)
+        return await self._store.upload_parts(claim.row_id)
+
+    async def _playlist(self, claim: UploadClaim, part: UploadPart, video_id: str) -> None:
+        playlist = self._policy.playlists.get(claim.channel)
+        if not playlist:
+            return
+        try:
+            await self._publisher.pay("playlistItems.insert")
+            await self._publisher.client.playlist_add(playlist, video_id)
+        except (TransientError, PermanentError, QuotaExhausted) as exc:
+            # The video is published; the playlist is a courtesy that must not republish it.
+            self._log.warning("upload_playlist_failed", part=part.part, reason=str(exc))
+            return
+        await self._store.upload_playlist_added(claim.row_id, part.part)
+
+    async def _delete_files(self, claim: UploadClaim) -> None:
+        directory = claim.file_path.parent
+        if not part_path_inside(directory, self._data_dir) or directory == self._data_dir:
+            self._log.warning("upload_files_kept", why="outside DATA_DIR", path=str(directory))
+            return
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+        with contextlib.suppress(DatabaseUnavailable):
+            await self._store.vod_file_deleted(claim.row_id)
+        self._log.info("upload_files_deleted", path=str(directory))
+
+    # --- outcomes -----------------------------------------------------------------------------
+
+    async def _end(self, claim: UploadClaim, token: str, state: VodState, failed: int, *,
+                   error: str | None, next_at: datetime | None = None) -> bool:  # fmt: skip
+        try:
+            return await self._store.upload_finish(
+                claim.row_id, owner=token, state=state.value, failed=failed,
+                next_attempt_at=next_at, error=error,
+            )  # fmt: skip
+        except DatabaseUnavailable as exc:
+            self._log.warning("upload_record_failed", reason=str(exc), state=state)
+            return False
+
+    async def _paused(self, claim: UploadClaim, token: str, exc: UploadsPaused) -> None:
+        now = self._clock()
+        await self._circuit(lambda c: breaker.on_neutral(c, now))
+        if isinstance(exc, YouTubeAuthRevoked):
+            refused = self._auth.refused
+            state = VodState.WAITING_FOR_AUTH if refused else VodState.DOWNLOADED
+            await self._end(claim, token, state, 0, error=str(exc))
+            if refused:
+                await self._store.vods_auth(waiting=True)
+                self._metrics.youtube_auth_waiting.set(1)
+            self._log.warning("uploads_waiting_for_auth", reason=str(exc))
+            return
+        if isinstance(exc, QuotaExhausted):
+            until = next_reset(now)
+        elif isinstance(exc, UploadLimitReached):
+            until = now + self._policy.upload_limit_cooldown
+        else:  # pragma: no cover - every UploadsPaused is one of the above
+            until = now + timedelta(minutes=5)
+        await self._store.kv_set_many({"uploads_paused_until": until.isoformat(),
+                                       "uploads_paused_reason": exc.reason})  # fmt: skip
+        self.pause = Pause(until, exc.reason)
+        await self._end(claim, token, VodState.DOWNLOADED, 0,
+                        error=f"{exc} (uploads resume {until.isoformat()})")  # fmt: skip
+        self._metrics.uploads_paused.labels(reason=exc.reason).inc()
+        self._log.warning("uploads_paused", reason=exc.reason, until=until.isoformat(),
+                          detail=str(exc))  # fmt: skip
+
+    async def _failed(self, claim: UploadClaim, token: str, exc: BaseException) -> None:
+        reason = f"{exc.__class__.__name__}: {exc}" if not str(exc) else str(exc)
+        failures = claim.failed_attempts + 1
+        permanent = isinstance(exc, PermanentError) or failures >= self._policy.max_attempts
+        if permanent:
+            if failures >= self._policy.max_attempts and not isinstance(exc, PermanentError):
+                reason = f"gave up after {failures} attempts: {reason}"
+            recorded = await self._end(claim, token, VodState.FAILED_PERMANENT, 1,
+                                       error=reason[:500])  # fmt: skip
+        else:
+            delay = retry_delay_s(failures, base_s=self._policy.backoff_base_s,
+                                  cap_s=self._policy.backoff_max_s)  # fmt: skip
+            next_at = self._clock() + timedelta(seconds=delay)
+            recorded = await self._end(claim, token, VodState.FAILED_RETRYABLE, 1,
+                                       error=reason[:500], next_at=next_at)  # fmt: skip
+        self._metrics.uploads_failed.inc()
+        now = self._clock()
+        before, after = await self._circuit(lambda c: breaker.on_failure(
+            c, now, threshold=self._policy.circuit_threshold,
+            cooldown=self._policy.circuit_cooldown))  # fmt: skip
+        if after.state is breaker.CircuitState.OPEN and before.state is not after.state:
+            until = after.open_until.isoformat() if after.open_until else None
+            self._log.error("circuit opened", failures=after.failures, open_until=until,
+                            recorded=recorded)  # fmt: skip
+        self._log.warning("upload_failed", reason=reason[:500], permanent=permanent,
+                          attempt=failures)  # fmt: skip
+
+    # --- status -------------------------------------------------------------------------------
+
+    async def quota_status(self) -> dict[str, dict[str, int]]:
+        """Units used and left today in every bucket, for /status and the gauges."""
+        day = pacific_day(self._clock())
+        keys = {bucket: used_key(bucket, day) for bucket in self._quota.budgets}
+        kv = await self._store.kv_get_many(keys.values())
+        out = {}
+        for bucket, key in keys.items():
+            try:
+                used = int(kv.get(key, "0"))
+            except ValueError:
+                used = 0
+            budget = self._quota.budgets[bucket]
+            out[bucket] = {"used": used, "remaining": max(0, budget - used), "budget": budget}
+            self._metrics.youtube_quota_used.labels(bucket=bucket).set(used)
+            self._metrics.youtube_quota_remaining.labels(bucket=bucket).set(max(0, budget - used))
+        return out
+
+    async def status(self) -> dict[str, Any]:
+        """`/status`'s `uploads`: whether and until when they wait, quota, rejected videos."""
+        pause = await self.read_pause()
+        now = self._clock()
+        waiting = pause is not None and now < pause.until
+        auth = self._auth.revoked
+        return {
+            "enabled": True,
+            "paused": waiting or auth is not None,
+            "paused_reason": pause.reason if waiting and pause else ("auth" if auth else None),
+            "resume_at": pause.until.isoformat() if waiting and pause else None,
+            "waiting_for_auth": auth,
+            "quota": await self.quota_status(),
+            "rejected": [dict(row) for row in await self._store.uploads_rejected()],
+        }
+
+
+class CircuitCheck:
+    """`/readyz`: the upload circuit breaker is not open."""
+
+    name = "upload_circuit"
+
+    def __init__(self, store: UploadStore, clock: Callable[[], datetime]) -> None:
+        self._store = store
+        self._clock = clock
+
+    async def check(self) -> CheckResult:
+        circuit = breaker.Circuit.from_kv(await self._store.kv_get_many(CIRCUIT_KEYS))
+        if circuit.state is breaker.CircuitState.CLOSED:
+            return CheckResult(True, f"closed ({circuit.failures} consecutive failures)")
+        until = circuit.open_until.isoformat() if circuit.open_until else "?"
+        return CheckResult(False, f"{circuit.state.value} after {circuit.failures} failed "
+                                  f"uploads; next probe at {until}")  # fmt: skip

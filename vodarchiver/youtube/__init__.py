@@ -1,0 +1,1 @@
+"""YouTube: Google OAuth credentials, tokens at rest, the Data API and the resumable upload."""
