@@ -110,3 +110,25 @@ def make_hls(
     shutil.rmtree(target, ignore_errors=True)
     work.rename(target)
     return HlsVod(target, data["duration_s"], data["segments"], data["total_bytes"])
+
+
+def make_long_mp4(duration_s: int, *, gop_s: int = 60) -> Path:
+    """An mp4 of `duration_s` seconds at a tiny bitrate (16x16, 1 fps, no audio), cached.
+
+    Long enough to need splitting into parts (13 hours) yet a few hundred kilobytes, encoded in
+    seconds; a keyframe every `gop_s` seconds, where the splitter may cut.
+    """
+    key = hashlib.sha256(json.dumps(["long", duration_s, gop_s]).encode()).hexdigest()[:16]
+    target = CACHE / f"long-{duration_s}-{key}.mp4"
+    if target.exists():
+        return target
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp.mp4")
+    _run([
+        "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", f"color=c=gray:size=16x16:rate=1:duration={duration_s}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop_s), "-pix_fmt", "yuv420p",
+        "-movflags", "+faststart", str(tmp),
+    ])  # fmt: skip
+    tmp.rename(target)
+    return target
