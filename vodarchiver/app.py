@@ -160,6 +160,14 @@ def build_uploads(
         )
         return None
     key = settings.encryption_key
+    if key is None and not settings.allow_plaintext_tokens:
+        reason = ("ENCRYPTION_KEY is not set: tokens are never stored unencrypted unless "
+                  "ALLOW_PLAINTEXT_TOKENS=1")  # fmt: skip
+        log.error("uploads_disabled", reason=reason, downloaded_vods="wait in `downloaded`")
+        checks.append(
+            StaticCheck("youtube_upload", CheckResult(False, f"uploads are off: {reason}"))
+        )
+        return None
     cipher = TokenCipher(parse_key(key.get()) if key is not None else None)
     auth = GoogleAuth(
         http, store, cipher, metrics, token_url=settings.google_token_url,

@@ -14,18 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from tests.acceptance.test_download_daemon import World
-from tests.daemon import Daemon, base_env, get
+from tests.daemon import Daemon, base_env, get, run_until_exit
 from tests.fakes.cdn import FakeCdn
 from tests.fakes.server import LocalServer
 from tests.fakes.twitch import FakeTwitch
 from tests.fakes.youtube import FakeGoogle
 from tests.media import make_hls
+from vodarchiver.youtube.crypto import TokenCipher
 
 KEY = base64.b64encode(os.urandom(32)).decode()
 CHUNK = 256 * 1024
@@ -247,3 +249,80 @@ async def test_invalid_grant_pauses_uploads_while_downloads_go_on_until_a_new_to
     assert len(google.fake.uploaded()) == 2
     assert "a-fresh-token" not in daemon.output
     assert google.fake.refresh_token not in daemon.output
+
+
+async def test_auth_youtube_runs_the_consent_flow_and_stores_the_token_sealed(
+    google: Google, db_url: str, open_dir: Path
+) -> None:
+    """`vodarchiver auth youtube`: the consent URL, the local redirect, the code exchange, sealed."""
+    env = google.env(
+        db_url,
+        open_dir,
+        YT_REFRESH_TOKEN="",
+        GOOGLE_AUTH_URL=f"{google.url}/auth",
+        OAUTHLIB_INSECURE_TRANSPORT="1",
+    )  # the fake token endpoint is plain http
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vodarchiver", "auth", "youtube", "--no-browser", env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert cli.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            while not (line := (await cli.stdout.readline()).decode()).startswith("http"):
+                assert line, "the consent URL was never printed"
+        consent = urlsplit(line.strip())
+        assert consent.path == "/auth"
+        query = {k: v[0] for k, v in parse_qs(consent.query).items()}
+        assert query["access_type"] == "offline"
+        assert "youtube.upload" in query["scope"]
+        google.fake.add_authorization_code(
+            "the-code", redirect_uri=query["redirect_uri"],
+            code_challenge=query.get("code_challenge"), refresh_token="consented-token",
+        )  # fmt: skip
+        redirect = (
+            f"{query['redirect_uri']}?code=the-code&state={query['state']}&scope={query['scope']}"
+        )
+        answer = await get(redirect)
+        assert answer.status_code == 200
+        _, err = await asyncio.wait_for(cli.communicate(), 30)
+    finally:
+        if cli.returncode is None:
+            cli.kill()
+            await cli.wait()
+    assert cli.returncode == 0, err.decode()
+    for secret in (b"consented-token", b"the-code", b"ya29."):  # token, code, access token
+        assert secret not in err
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute(
+            "SELECT sealed, scheme FROM oauth_tokens WHERE provider = 'youtube'"
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    assert row[1] == "aes-256-gcm"
+    assert b"consented-token" not in bytes(row[0])
+    cipher = TokenCipher(base64.b64decode(KEY))
+    assert b"consented-token" in cipher.open(bytes(row[0]), row[1], provider="youtube", channel="")
+
+
+async def test_no_encryption_key_means_no_token_is_stored(
+    google: Google, db_url: str, open_dir: Path
+) -> None:
+    """Without ENCRYPTION_KEY: `auth youtube` refuses (naming the variable), uploads stay off."""
+    env = google.env(db_url, open_dir, ENCRYPTION_KEY="", YT_REFRESH_TOKEN="")
+    cli = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vodarchiver", "auth", "youtube", "--token-stdin", env=env,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(cli.communicate(b"some-token\n"), 30)
+    assert cli.returncode == 2
+    assert b"ENCRYPTION_KEY" in err
+    daemon, code = await run_until_exit(google.env(db_url, open_dir, ENCRYPTION_KEY=""))
+    assert code == 2  # YT_REFRESH_TOKEN cannot be stored without the key
+    assert "ENCRYPTION_KEY: must be set to store YT_REFRESH_TOKEN" in daemon.output
+    assert google.fake.refresh_token not in daemon.output
+    async with await psycopg.AsyncConnection.connect(db_url) as conn:
+        cur = await conn.execute("SELECT count(*) FROM oauth_tokens")
+        assert await cur.fetchone() == (0,)

@@ -8,6 +8,10 @@ The endpoints are GOOGLE_AUTH_URL and GOOGLE_TOKEN_URL, so the flow can be point
 
 from __future__ import annotations
 
+import io
+import logging
+import sys
+
 from vodarchiver.config import Settings
 from vodarchiver.errors import StartupError
 
@@ -27,7 +31,13 @@ def run_consent_flow(settings: Settings, *, open_browser: bool) -> str:
         "auth_uri": settings.google_auth_url, "token_uri": settings.google_token_url,
         "redirect_uris": ["http://localhost"],
     }}  # fmt: skip
+    # requests-oauthlib logs the tokens it obtains at debug level, and the redirect server logs
+    # the authorization code: neither may reach our log.
+    for name in ("requests_oauthlib", "oauthlib", "google_auth_oauthlib"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     flow = InstalledAppFlow.from_client_config(config, scopes=SCOPES)
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)  # the URL must show before the flow blocks
     credentials = flow.run_local_server(
         host="localhost", port=0, open_browser=open_browser,
         authorization_prompt_message="Open this URL in a browser and allow access:\n{url}",
