@@ -115,6 +115,8 @@ class UploadStage:
         self._wake = asyncio.Event()
         self._log = get_logger("vod_upload")
         self.pause: Pause | None = None  # as last read; for /status
+        self._bootstrapped = False
+        self._lost: set[int] = set()  # claims whose lease was taken over (row ids)
 
     # --- running ------------------------------------------------------------------------------
 
@@ -126,8 +128,6 @@ class UploadStage:
             )
             if released:
                 self._log.info("uploads_resumed_after_restart", vods=released)
-        with contextlib.suppress(Exception):
-            await self._auth.bootstrap()
         async with asyncio.TaskGroup() as group:
             for n in range(self._policy.workers):
                 group.create_task(self._worker(), name=f"upload-{n}")
@@ -171,6 +171,9 @@ class UploadStage:
 
     async def _gates(self, now: datetime) -> float | None:
         """None when an upload may start now; otherwise how long to wait."""
+        if not self._bootstrapped:  # YT_REFRESH_TOKEN, stored once the database answers
+            await self._auth.bootstrap()
+            self._bootstrapped = True
         pause = await self.read_pause()
         if pause is not None and now < pause.until:
             return min(IDLE_POLL_S * 6, max(0.5, (pause.until - now).total_seconds()))
@@ -250,8 +253,11 @@ class UploadStage:
         try:
             await self._publish_all(claim, token, begin)
         except asyncio.CancelledError:
-            if heartbeat.done() and not task.cancelling():
-                return  # lease lost: another worker owns it now
+            if claim.row_id in self._lost:  # the lease was taken over: the new owner goes on
+                self._lost.discard(claim.row_id)
+                if task.uncancel() == 0:
+                    return
+                raise  # a shutdown arrived as well
             await asyncio.shield(self._end(claim, token, VodState.DOWNLOADED, 0, error=None))
             self._log.info("upload_interrupted", why="shutdown; the session is kept to resume")
             raise
@@ -281,6 +287,7 @@ class UploadStage:
                 continue
             if not owned:
                 self._log.warning("upload_taken_over")
+                self._lost.add(claim.row_id)
                 task.cancel()
                 return
 
