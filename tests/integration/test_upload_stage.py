@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -91,7 +92,8 @@ class Rig:
 def build_stage(
     store: UploadStore, http: httpx.AsyncClient, base: str, data_dir: Path, clock: ManualClock,
     *, policy: dict[str, Any] | None = None, budgets: str = "default=10000,uploads=100",
-    costs: str = "videos.insert=uploads:1",
+    costs: str = "videos.insert=uploads:1", lease_s: float = 60.0,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     chunk_size: int = 256 * 1024, chunk_retries: int = 6,
 ) -> tuple[UploadStage, GoogleAuth, Metrics]:  # fmt: skip
     """The stage as app.build_uploads makes it, with test-sized chunks and waits."""
@@ -104,7 +106,8 @@ def build_stage(
     quota = QuotaPlan(parse_budgets(budgets), parse_costs(costs))
     publisher = Publisher(store, client, quota, metrics, PublishPolicy(
         chunk_size=chunk_size, chunk_retries=chunk_retries, retry_base_s=0.01, retry_cap_s=0.05,
-        marker_pages=20, category_id="20", privacy="private"), clock=clock)  # fmt: skip
+        marker_pages=20, category_id="20", privacy="private"), clock=clock,
+        sleep=sleep)  # fmt: skip
     settings: dict[str, Any] = {
         "workers": 1, "max_attempts": 5, "backoff_base_s": 0.0, "backoff_max_s": 0.0,
         "circuit_threshold": 3, "circuit_cooldown": timedelta(minutes=15),
@@ -116,7 +119,7 @@ def build_stage(
     }  # fmt: skip
     settings.update(policy or {})
     stage = UploadStage(store, publisher, auth, quota, metrics, data_dir=data_dir,
-                        policy=UploadPolicy(**settings), clock=clock)  # fmt: skip
+                        policy=UploadPolicy(**settings), clock=clock, lease_s=lease_s)  # fmt: skip
     return stage, auth, metrics
 
 
@@ -425,3 +428,29 @@ async def test_a_13_hour_vod_is_split_into_two_parts_with_their_titles(rig: Rig)
     assert row["youtube_url"].endswith(videos[0].id)
     assert rig.fake.playlist("PLmarathon") == [v.id for v in videos]
     assert "[vodarchiver vod=3901 part=2/2]" in videos[1].description
+
+
+async def test_a_worker_whose_lease_was_taken_over_stops_and_keeps_running(
+    rig: Rig, log_lines: io.StringIO
+) -> None:
+    """Another owner in `claimed_by`: the heartbeat notices, the attempt stops, the worker lives."""
+    await rig.add_vod("4001", payload(1, 4 * 256 * 1024))
+    rig.fake.fail_chunks(1000)  # the upload keeps retrying until it is stopped
+    retrying = asyncio.Event()
+
+    async def backoff(seconds: float) -> None:
+        retrying.set()  # a chunk failed: the upload is under way
+        await asyncio.sleep(seconds)
+
+    slow = rebuild(rig, chunk_retries=1000, lease_s=0.3, sleep=backoff)
+    attempt = asyncio.create_task(slow.stage.run_once())
+    await asyncio.wait_for(retrying.wait(), 10)
+    async with await psycopg.AsyncConnection.connect(rig.db_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE vods SET claimed_by = 'another-replica' WHERE twitch_vod_id = '4001'"
+        )
+    assert await asyncio.wait_for(attempt, 10) == 0.0  # returned normally, not cancelled
+    assert len(logged(log_lines, "upload_taken_over")) == 1
+    row = await rig.vod("4001")
+    assert row["state"] == "uploading"  # untouched: the other owner's to finish
+    assert rig.fake.uploaded() == []

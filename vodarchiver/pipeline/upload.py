@@ -101,8 +101,10 @@ class UploadStage:
         data_dir: Path,
         policy: UploadPolicy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        lease_s: float = LEASE_S,
     ) -> None:
         self._store = store
+        self._lease_s = lease_s
         self._publisher = publisher
         self._auth = auth
         self._quota = quota
@@ -156,7 +158,7 @@ class UploadStage:
             if wait is not None:
                 return wait
             token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
-            claim = await self._store.upload_claim(owner=token, lease_s=LEASE_S)
+            claim = await self._store.upload_claim(owner=token, lease_s=self._lease_s)
         except DatabaseUnavailable as exc:
             self._log.warning("upload_claim_failed", reason=str(exc))
             return IDLE_POLL_S
@@ -279,10 +281,10 @@ class UploadStage:
 
     async def _heartbeat(self, claim: UploadClaim, token: str, task: asyncio.Task[None]) -> None:
         while True:
-            await asyncio.sleep(LEASE_S / 3)
+            await asyncio.sleep(self._lease_s / 3)
             try:
                 owned = await self._store.upload_heartbeat(claim.row_id, owner=token,
-                                                           lease_s=LEASE_S)  # fmt: skip
+                                                           lease_s=self._lease_s)  # fmt: skip
             except DatabaseUnavailable:
                 continue
             if not owned:
