@@ -7,7 +7,7 @@
     ├── TransientError         retry later; nothing is wrong with the item itself
     │   ├── DatabaseUnavailable
     │   ├── HelixUnavailable   Helix or the token server failed even after our retries
-    │   ├── LeaseLost          another replica took over a channel we were reading
+    │   ├── LeaseLost          another replica took over a channel or an upload of ours
     │   ├── YouTubeUnavailable YouTube or Google's token server failed (5xx, network,
     │   │                      rateLimitExceeded); resume from what YouTube holds
     │   └── UploadSessionExpired
@@ -79,7 +79,7 @@ class HelixUnavailable(TransientError):
 
 
 class LeaseLost(TransientError):
-    """Another replica took a channel over (our lease expired while a call was slow)."""
+    """Another worker took a channel or an upload over (our lease expired while we were slow)."""
 
 
 class PermanentError(VodarchiverError):

@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import psycopg_pool
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from tests.conftest import ManualClock, logged
 from tests.fakes.server import LocalServer
@@ -454,3 +455,29 @@ async def test_a_worker_whose_lease_was_taken_over_stops_and_keeps_running(
     row = await rig.vod("4001")
     assert row["state"] == "uploading"  # untouched: the other owner's to finish
     assert rig.fake.uploaded() == []
+
+
+async def test_a_worker_that_lost_its_claim_opens_no_session(rig: Rig) -> None:
+    """Right before a new session, the claim is checked: a stale worker starts no second upload."""
+    await rig.add_vod("4101", payload(1, 4 * 256 * 1024))
+    rig.fake.fail_chunks(1)
+    no_retries = rebuild(rig, chunk_retries=0)
+    await no_retries.stage.run_once()  # a session is opened, its first chunk fails
+    assert (await rig.vod("4101"))["state"] == "failed_retryable"
+    rig.fake.expire_sessions()
+
+    async def steal_during_search(scope: Scope, receive: Receive, send: Send) -> None:
+        """Another replica takes the VOD over while this one looks for its marker."""
+        if scope["type"] == "http" and scope["path"] == "/youtube/v3/channels":
+            async with await psycopg.AsyncConnection.connect(rig.db_url, autocommit=True) as c:
+                await c.execute("UPDATE vods SET claimed_by = 'another-replica' "
+                                "WHERE twitch_vod_id = '4101'")  # fmt: skip
+        await rig.fake(scope, receive, send)
+
+    async with LocalServer(steal_during_search) as stealing:
+        stage, _, _ = build_stage(rig.store, rig.http, stealing.url, rig.data_dir, rig.clock)
+        await stage.run_once()
+    assert rig.fake.count("channels.list") == 1  # the search ran, and the claim was lost in it
+    assert rig.fake.count("insert") == 1  # no second session
+    row = await rig.vod("4101")
+    assert row["state"] == "uploading"  # left to its new owner

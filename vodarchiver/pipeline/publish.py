@@ -26,6 +26,7 @@ from pathlib import Path
 
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import (
+    LeaseLost,
     PermanentError,
     QuotaExhausted,
     UploadSessionExpired,
@@ -141,8 +142,15 @@ class Publisher:
 
     # --- one part -----------------------------------------------------------------------------
 
-    async def publish(self, row_id: int, part: UploadPart, meta: VideoMetadata) -> Published:
-        """Make `part` a video, exactly once; the errors of errors.py otherwise."""
+    async def publish(
+        self, row_id: int, part: UploadPart, meta: VideoMetadata,
+        still_ours: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Published:  # fmt: skip
+        """Make `part` a video, exactly once; the errors of errors.py otherwise.
+
+        `still_ours` is asked right before a new session is opened: a worker that lost its claim
+        (a replica frozen past its lease) must not start a second upload of the same part.
+        """
         path = Path(part.file_path)
         await self._check_file(path, part)
         sent_before = 0
@@ -174,6 +182,8 @@ class Publisher:
                                                 adopted=True, sent=sent_before)  # fmt: skip
                 if sessions_this_attempt >= 2:
                     raise YouTubeUnavailable("two upload sessions expired in one attempt")
+                if still_ours is not None and not await still_ours():
+                    raise LeaseLost("the upload's claim was taken over; not opening a session")
                 uri = await self._open_session(row_id, part, meta)
                 sessions_this_attempt += 1
                 status = SessionStatus(0)

@@ -32,6 +32,7 @@ from typing import Any
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import (
     DatabaseUnavailable,
+    LeaseLost,
     PermanentError,
     QuotaExhausted,
     TransientError,
@@ -269,7 +270,7 @@ class UploadStage:
             await self._end(claim, token, VodState.FAILED_PERMANENT, 1, error=str(exc))
             self._metrics.uploads_failed.inc()
             self._log.error("upload_rejected", reason=str(exc))
-        except DatabaseUnavailable as exc:
+        except (DatabaseUnavailable, LeaseLost) as exc:
             self._log.warning("upload_interrupted", reason=str(exc))  # the lease runs out
         except (TransientError, PermanentError) as exc:
             await self._failed(claim, token, exc)
@@ -310,7 +311,11 @@ class UploadStage:
                     description_template=self._policy.description_template,
                     tags=self._policy.tags,
                 )  # fmt: skip
-                published = await self._publisher.publish(claim.row_id, part, meta)
+                published = await self._publisher.publish(
+                    claim.row_id, part, meta,
+                    still_ours=lambda: self._store.upload_heartbeat(
+                        claim.row_id, owner=token, lease_s=self._lease_s),
+                )  # fmt: skip
                 video_id = published.video_id
                 await self._publisher.verify(claim.row_id, part, video_id)
             if not part.playlist_added:
