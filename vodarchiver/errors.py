@@ -7,7 +7,9 @@
     ├── TransientError         retry later; nothing is wrong with the item itself
     │   ├── DatabaseUnavailable
     │   ├── HelixUnavailable   Helix or the token server failed even after our retries
-    │   └── LeaseLost          another replica took over a channel we were reading
+    │   ├── LeaseLost          another replica took over a channel we were reading
+    │   ├── ChatLinkLost       the IRC connection broke, timed out or was closed by Twitch
+    │   └── ChatLoginFailed    Twitch refused the chat login (token): retried slowly
     └── PermanentError         stop and say why; retrying will not help
         ├── MigrationError     the schema cannot be brought up to date
         ├── DataRejected       PostgreSQL refused a value (range, NUL byte, duplicate): skip it
@@ -16,7 +18,8 @@
         ├── TwitchCredentialsError
         │                      Twitch refused TWITCH_CLIENT_ID/TWITCH_CLIENT_SECRET
         ├── HelixRequestError  Helix refused the request itself (a 4xx other than 401/429)
-        └── HelixDataError     an answer or an item lacks the documented shape (skip it)
+        ├── HelixDataError     an answer or an item lacks the documented shape (skip it)
+        └── IrcLineRejected    a chat line that is not IRC, is oversized, or lacks an id (skip it)
 
 Third-party exceptions are translated at the adapter boundary (`raise ... from exc`), so code
 above the adapters only ever handles these.
@@ -69,6 +72,14 @@ class LeaseLost(TransientError):
     """Another replica took a channel over (our lease expired while a call was slow)."""
 
 
+class ChatLinkLost(TransientError):
+    """The chat connection broke, went silent past the keepalive, or Twitch closed it."""
+
+
+class ChatLoginFailed(TransientError):
+    """Twitch refused the chat login (a bad or expired token); retried slowly, never logged."""
+
+
 class PermanentError(VodarchiverError):
     """A failure that retrying will not cure; the caller stops and reports it."""
 
@@ -100,3 +111,7 @@ class HelixRequestError(PermanentError):
 
 class HelixDataError(PermanentError):
     """A Helix answer, or one item of it, does not have the documented shape."""
+
+
+class IrcLineRejected(PermanentError):
+    """A chat line we cannot use (not IRC, oversized, no message id): counted, logged, skipped."""
