@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 import httpx
 
 from vodarchiver import __version__
-from vodarchiver.config import Settings
+from vodarchiver.config import Secret, Settings
+from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
@@ -34,14 +35,18 @@ from vodarchiver.logs import get_logger
 from vodarchiver.media.downloader import Downloader, Tools
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
+from vodarchiver.pipeline.chat import ChatCheck, ChatStage
+from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
 from vodarchiver.supervisor import Supervisor
 from vodarchiver.twitch.auth import AppToken
+from vodarchiver.twitch.chat import ChatRecorder, Credentials
 from vodarchiver.twitch.helix import HelixClient
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 
 _TASKS_SHARE = 0.7
+CHAT_TOKEN_PROVIDER = "twitch_chat"  # noqa: S105 - a row name in oauth_tokens, not a secret
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -126,16 +131,10 @@ def build_downloads(
     return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy)
 
 
-def build_discovery(
-    settings: Settings,
-    http: httpx.AsyncClient,
-    store: Store,
-    metrics: Metrics,
-    checks: list[ReadinessCheck],
-    *,
-    on_new_work: Callable[[], None] | None = None,
-) -> Discovery | None:
-    """The discovery stage, or None (said in the log and in /readyz) when settings turn it off."""
+def build_helix(
+    settings: Settings, http: httpx.AsyncClient, metrics: Metrics, checks: list[ReadinessCheck]
+) -> HelixClient | None:
+    """The one Helix client (discovery and chat share its token and rate-limit bucket)."""
     reason = settings.discovery_off_reason()
     if reason is not None or settings.twitch_client_secret is None:
         reason = reason or "TWITCH_CLIENT_SECRET is not set"
@@ -153,10 +152,23 @@ def build_discovery(
         timeout_s=settings.helix_timeout_s,
     )
     checks.append(token)
-    helix = HelixClient(
+    return HelixClient(
         http, token, api_url=settings.twitch_api_url, client_id=settings.twitch_client_id,
         metrics=metrics, timeout_s=settings.helix_timeout_s,
     )  # fmt: skip
+
+
+def build_discovery(
+    settings: Settings,
+    helix: HelixClient | None,
+    store: Store,
+    metrics: Metrics,
+    *,
+    on_new_work: Callable[[], None] | None = None,
+) -> Discovery | None:
+    """The discovery stage, or None when there is no Helix client (said by build_helix)."""
+    if helix is None:
+        return None
     get_logger("discovery").info(
         "discovery_enabled",
         channels=list(settings.channels),
@@ -167,6 +179,49 @@ def build_discovery(
         retention_overrides=settings.twitch_retention_days,
         interval_s=settings.discovery_interval_s, on_new_work=on_new_work,
     )  # fmt: skip
+
+
+def build_chat(
+    settings: Settings,
+    helix: HelixClient | None,
+    db: Database,
+    metrics: Metrics,
+    checks: list[ReadinessCheck],
+) -> ChatStage | None:
+    """The chat stage, or None (said in the log; in /readyz when CHAT_AUTO_START cannot work)."""
+    log = get_logger("chat")
+    reason = settings.chat_off_reason()
+    if reason is not None:
+        log.info("chat_disabled", reason=reason)
+        if settings.chat_auto_start:
+            checks.append(StaticCheck("chat", CheckResult(False, f"chat is off: {reason}")))
+        return None
+    chat_store = ChatStore(db.pool)
+    writer = ChatWriter(chat_store, metrics, flush_interval_s=settings.chat_flush_interval_s)
+
+    async def credentials() -> Credentials:
+        # Asked again at every connection: a token rotated in the database is picked up.
+        stored = await db.store.oauth_token(CHAT_TOKEN_PROVIDER)
+        token = Secret(stored) if stored else settings.twitch_oauth_token
+        if settings.twitch_bot_username and token is not None and token.get():
+            return Credentials(settings.twitch_bot_username, token)
+        return Credentials("", None)
+
+    def recorder(channel: str) -> ChatRecorder:
+        return ChatRecorder(channel, endpoint=settings.twitch_irc_url, credentials=credentials,
+                            sink=writer.add, metrics=metrics)  # fmt: skip
+
+    channels = settings.channels if settings.chat_auto_start else settings.twitch_channel
+    stage = ChatStage(
+        channels=channels, auto_start=settings.chat_auto_start, helix=helix, store=chat_store,
+        writer=writer, metrics=metrics, recorder=recorder,
+        poll_interval_s=settings.chat_poll_interval_s, grace_s=settings.chat_offline_grace_s,
+        window_s=settings.vod_reconcile_window_s,
+    )  # fmt: skip
+    checks.append(ChatCheck(stage))
+    log.info("chat_enabled", channels=list(channels), auto_start=settings.chat_auto_start,
+             endpoint=settings.twitch_irc_url.url)  # fmt: skip
+    return stage
 
 
 def start_parts(
@@ -180,13 +235,15 @@ def start_parts(
     metrics = Metrics(__version__)
     checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
     downloads = build_downloads(settings, db.store, metrics, checks)
+    helix = build_helix(settings, http_client, metrics, checks)
     discovery = build_discovery(
-        settings, http_client, db.store, metrics, checks,
-        on_new_work=downloads.wake if downloads else None,
+        settings, helix, db.store, metrics, on_new_work=downloads.wake if downloads else None,
     )  # fmt: skip
+    chat = build_chat(settings, helix, db, metrics, checks)
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
         started_at=started_at, cancel=downloads.cancel if downloads else None,
+        chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
     )  # fmt: skip
     server = HttpServer(build_app(api, metrics), sock)
     supervisor = Supervisor()
@@ -197,6 +254,8 @@ def start_parts(
         supervisor.start("discovery", discovery.run_forever())
     if downloads is not None:
         supervisor.start("downloads", downloads.run_forever())
+    if chat is not None:
+        supervisor.start("chat", chat.run_forever())
     return supervisor
 
 

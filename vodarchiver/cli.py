@@ -1,4 +1,4 @@
-"""The command line: `vodarchiver [run | migrate | config | version]`. Nothing else lives here.
+"""The command line: `vodarchiver [run | migrate | config | version | chat export]`. Nothing else.
 
 Exit codes: 0 done or stopped by a signal; 1 a part of the daemon failed; 2 the configuration
 or the environment is wrong (the message names the variable); 130 `migrate` interrupted. No
@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("migrate", help="apply database migrations and exit")
     sub.add_parser("config", help="print the effective settings, secrets redacted")
     sub.add_parser("version", help="print the version")
+    chat = sub.add_parser("chat", help="recorded live chat")
+    chat_sub = chat.add_subparsers(dest="chat_command", metavar="CHAT_COMMAND", required=True)
+    export = chat_sub.add_parser("export", help="write a VOD's chat to stdout")
+    export.add_argument("vod_id", metavar="VOD_ID", help="the VOD's Twitch id")
+    export.add_argument("--format", choices=("json", "ndjson", "srt", "ass"), default="json")
     return parser
 
 
@@ -50,13 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, _early_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         args = _parser().parse_args(argv)
-        return _dispatch(args.command or "run")
+        return _dispatch(args.command or "run", args)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _dispatch(command: str) -> int:
+def _dispatch(command: str, args: argparse.Namespace) -> int:
     # Imported here, after the signal handlers: loading them takes most of start-up.
     import asyncio  # noqa: PLC0415
 
@@ -97,6 +102,10 @@ def _dispatch(command: str) -> int:
     try:
         if command == "migrate":
             return asyncio.run(migrate_only(settings, _early_signals))
+        if command == "chat":
+            from vodarchiver.chat_command import export_chat  # noqa: PLC0415
+
+            return asyncio.run(export_chat(settings, args.vod_id, args.format))
         return asyncio.run(run_daemon(settings, _early_signals))
     except StartupError as exc:
         # An expected refusal: one line naming the variable, deliberately without a traceback.
