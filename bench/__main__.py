@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import discovery, download, startup
+from bench import chat, discovery, download, startup
 from bench.common import external_server
 from vodarchiver import logs
 
@@ -16,6 +16,7 @@ async def run_all() -> None:
         await startup.main(admin_url)
         await discovery.main(admin_url)
         await download.main(admin_url)
+        await chat.main(admin_url)
 
 
 asyncio.run(run_all())

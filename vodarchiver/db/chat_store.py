@@ -7,6 +7,7 @@ first, so a reconciliation of the same stream either sees the whole batch or run
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,6 @@ from typing import Any
 
 import psycopg_pool
 from psycopg.rows import dict_row, tuple_row
-from psycopg.types.json import Jsonb
 
 from vodarchiver.db.queries import q
 from vodarchiver.db.store import pooled
@@ -57,43 +57,33 @@ class ChatStore:
         self._pool = pool
 
     async def write(self, rows: Sequence[ChatRow]) -> WriteResult:
-        """Insert a batch (duplicates dropped) and apply its CLEARMSG deletions, in one go."""
-        columns: dict[str, list[Any]] = {
-            name: []
-            for name in ("msg_id", "channel", "kind", "user_id", "username", "display_name",
-                         "message", "sent_ms", "tags", "stream_id", "color", "is_action", "bits",
-                         "reply_parent_msg_id")
-        }  # fmt: skip
-        deleted_ids: list[str] = []
-        for row in rows:
-            e = row.event
-            if e.target_msg_id is not None:
-                deleted_ids.append(e.target_msg_id)
-            columns["msg_id"].append(e.msg_id)
-            columns["channel"].append(e.channel)
-            columns["kind"].append(e.kind)
-            columns["user_id"].append(e.user_id)
-            columns["username"].append(e.login)
-            columns["display_name"].append(e.display_name)
-            columns["message"].append(e.text)
-            columns["sent_ms"].append(e.sent_at_ms)
-            columns["tags"].append(Jsonb(e.tags))
-            columns["stream_id"].append(row.stream_id)
-            columns["color"].append(e.color)
-            columns["is_action"].append(e.action)
-            columns["bits"].append(e.bits)
-            columns["reply_parent_msg_id"].append(e.reply_parent_id)
+        """Insert a batch (duplicates dropped) and apply its CLEARMSG deletions, in one go.
+
+        COPY into a per-connection staging table, then one INSERT ... SELECT: three times the
+        rate of an INSERT over unnest() arrays here (measured with `make bench`).
+        """
+        deleted_ids = [r.event.target_msg_id for r in rows if r.event.target_msg_id is not None]
         streams = sorted({r.stream_id for r in rows if r.stream_id is not None})
         async with pooled(self._pool, WRITE_TIMEOUT_S) as conn, conn.transaction():
+            await conn.execute(q("chat_quiet"))
+            await conn.execute(q("chat_stage_create"))
             if streams:
                 await conn.execute(q("chat_streams_lock"), {"ids": streams})
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(q("chat_insert"), columns)
+            async with cur.copy(q("chat_copy")) as copy:
+                for row in rows:
+                    e = row.event
+                    await copy.write_row((
+                        e.msg_id, e.channel, e.kind, e.user_id, e.login, e.display_name, e.text,
+                        e.sent_at_ms, json.dumps(e.tags), row.stream_id, e.color, e.action, e.bits,
+                        e.reply_parent_id,
+                    ))  # fmt: skip
+            await cur.execute(q("chat_insert"))
             inserted = {str(c): int(n) for c, n in await cur.fetchall()}
             deleted = 0
             if deleted_ids:
-                cur = await conn.execute(q("chat_mark_deleted"), {"ids": deleted_ids})
-                deleted = cur.rowcount
+                result = await conn.execute(q("chat_mark_deleted"), {"ids": deleted_ids})
+                deleted = result.rowcount
         return WriteResult(inserted, deleted)
 
     async def stream_open(self, stream_id: str, channel: str, started_at: datetime) -> None:

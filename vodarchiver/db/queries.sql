@@ -275,20 +275,28 @@ ON CONFLICT (key) DO UPDATE SET
 -- for the write to commit, and a write that starts during one sees its result.
 SELECT stream_id FROM chat_streams WHERE stream_id = ANY(%(ids)s) ORDER BY stream_id FOR SHARE;
 
+-- name: chat_quiet
+-- The staging table is created once per connection; its "already exists" notice is noise.
+SET LOCAL client_min_messages = warning;
+
+-- name: chat_stage_create
+-- Per-connection staging for COPY (COPY cannot skip duplicates; the INSERT below does).
+CREATE TEMP TABLE IF NOT EXISTS chat_in (
+    msg_id text, channel text, kind text, user_id text, username text, display_name text,
+    message text, sent_ms bigint, tags jsonb, stream_id text, color text, is_action boolean,
+    bits integer, reply_parent_msg_id text
+) ON COMMIT DELETE ROWS;
+
+-- name: chat_copy
+COPY chat_in (msg_id, channel, kind, user_id, username, display_name, message, sent_ms, tags,
+              stream_id, color, is_action, bits, reply_parent_msg_id) FROM STDIN;
+
 -- name: chat_insert
--- A batch of chat events (arrays, one element each). Twitch's id is the key, so a line replayed
--- after a reconnect is dropped. A message of a known stream gets its offset from the stream's
--- start, and goes straight to the VOD (offset shifted) once that stream is reconciled.
--- Returns how many rows each channel really gained.
-WITH input AS (
-    SELECT * FROM unnest(
-        %(msg_id)s::text[], %(channel)s::text[], %(kind)s::text[], %(user_id)s::text[],
-        %(username)s::text[], %(display_name)s::text[], %(message)s::text[],
-        %(sent_ms)s::bigint[], %(tags)s::jsonb[], %(stream_id)s::text[], %(color)s::text[],
-        %(is_action)s::boolean[], %(bits)s::int[], %(reply_parent_msg_id)s::text[]
-    ) AS i(msg_id, channel, kind, user_id, username, display_name, message, sent_ms, tags,
-           stream_id, color, is_action, bits, reply_parent_msg_id)
-), inserted AS (
+-- The staged batch into chat_messages. Twitch's id is the key, so a line replayed after a
+-- reconnect is dropped. A message of a known stream gets its offset from the stream's start, and
+-- goes straight to the VOD (offset shifted) once that stream is reconciled. Returns how many
+-- rows each channel really gained.
+WITH inserted AS (
 INSERT INTO chat_messages (
     msg_id, vod_id, channel, kind, user_id, username, display_name, message, sent_at, offset_ms,
     tags, stream_id, color, is_action, bits, reply_parent_msg_id)
@@ -298,7 +306,7 @@ SELECT i.msg_id, s.vod_id, i.channel, i.kind, i.user_id, i.username, i.display_n
             ELSE i.sent_ms - (extract(epoch FROM s.started_at) * 1000)::bigint
                  + COALESCE(s.shift_ms, 0) END,
        i.tags, i.stream_id, i.color, i.is_action, i.bits, i.reply_parent_msg_id
-FROM input i LEFT JOIN chat_streams s ON s.stream_id = i.stream_id
+FROM chat_in i LEFT JOIN chat_streams s ON s.stream_id = i.stream_id
 ON CONFLICT (msg_id) DO NOTHING
 RETURNING channel
 )
