@@ -52,6 +52,9 @@ def line(i: int, run: int) -> str:
 def serve(pipe: Connection, mode: str, run: int) -> None:
     """Child process: the IRC server; paced steps (`rates`) or a flood."""
     asyncio.run(_serve(pipe, mode, run))
+    # A forked child holds copies of the parent's tasks; leaving without tearing them down keeps
+    # asyncio from reporting them as destroyed while pending.
+    os._exit(0)
 
 
 async def _serve(pipe: Connection, mode: str, run: int) -> None:
