@@ -31,7 +31,9 @@ from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.twitch.chat import ChatRecorder, Credentials
 from vodarchiver.twitch.irc import decode
 
-RATES = [int(r) for r in os.environ.get("BENCH_CHAT_RATES", "10000,20000,40000,60000,80000").split(",")]
+RATES = [
+    int(r) for r in os.environ.get("BENCH_CHAT_RATES", "10000,20000,40000,60000,80000").split(",")
+]
 STEP_S = float(os.environ.get("BENCH_CHAT_STEP_S", "5"))
 FLOOD = int(os.environ.get("BENCH_CHAT_FLOOD", "200000"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -101,7 +103,9 @@ async def baseline(url: str) -> float:
         return BASELINE_ROWS / (time.perf_counter() - begin)
 
 
-async def ingest(url: str, mode: str, run: int) -> tuple[list[tuple[object, float, float]], list[tuple[float, float]], int]:
+async def ingest(
+    url: str, mode: str, run: int
+) -> tuple[list[tuple[object, float, float]], list[tuple[float, float]], int]:
     """Run the server child and our recorder + writer; returns steps, (time, lag) samples, rows."""
     parent, child = multiprocessing.Pipe()
     proc = multiprocessing.get_context("fork").Process(target=serve, args=(child, mode, run))
@@ -175,18 +179,24 @@ async def main(admin_url: str) -> None:
 
     def spread(key: str) -> str:
         values = [r[key] for r in runs]
-        return f"{statistics.median(values):10,.0f} (min {min(values):,.0f}, max {max(values):,.0f})"
+        return (
+            f"{statistics.median(values):10,.0f} (min {min(values):,.0f}, max {max(values):,.0f})"
+        )
 
     base = statistics.median(r["baseline"] for r in runs)
     print(f"\n== chat ingest: recorder over TCP from an IRC server in its own process, into "
           f"PostgreSQL (median of {RUNS}) ==")  # fmt: skip
     print(f"{'what':<58} {'messages/s':>10} {'x baseline':>11}")
-    print(f"{'baseline: single-row INSERT + commit per message':<58} {spread('baseline')} {1:10.2f}x")
+    print(
+        f"{'baseline: single-row INSERT + commit per message':<58} {spread('baseline')} {1:10.2f}x"
+    )
     best = statistics.median(r["best_rate"] for r in runs)
     print(f"{'highest offered rate with write lag < 1 s (steps ' + ','.join(map(str, RATES)) + ')':<58} "
           f"{spread('best_rate')} {best / base:10.2f}x")  # fmt: skip
     flood = statistics.median(r["flood_rate"] for r in runs)
-    print(f"{f'flood of {FLOOD:,} lines, receipt to commit':<58} {spread('flood_rate')} {flood / base:10.2f}x")
+    print(
+        f"{f'flood of {FLOOD:,} lines, receipt to commit':<58} {spread('flood_rate')} {flood / base:10.2f}x"
+    )
     for rate in RATES:
         lags = [r[f"lag_{rate}"] for r in runs]
         print(f"  worst write lag at {rate:>6,} msg/s offered: median {statistics.median(lags):.2f} s, "
