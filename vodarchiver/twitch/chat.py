@@ -113,13 +113,20 @@ class ChatRecorder:
                 reconnect = asyncio.Event()
                 pump = asyncio.create_task(self._pump(link, reconnect))
                 told = asyncio.create_task(reconnect.wait())
-                await asyncio.wait({pump, told}, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    await asyncio.wait({pump, told}, return_when=asyncio.FIRST_COMPLETED)
+                except asyncio.CancelledError:
+                    # Stopped: neither helper task may outlive the recorder.
+                    told.cancel()
+                    await _stop(pump)
+                    raise
                 if told.done():
                     # RECONNECT: the new link first, the old one read meanwhile, then dropped.
                     self._log.info("chat_reconnect_requested")
                     try:
                         new = await self._connect_until_joined(0)
                     finally:
+                        told.cancel()
                         await _stop(pump)
                         await link.close()
                     link = new
