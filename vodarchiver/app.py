@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import httpx
 
 from vodarchiver import __version__
-from vodarchiver.config import Secret, Settings
+from vodarchiver.config import Settings
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
@@ -46,7 +46,6 @@ from vodarchiver.twitch.helix import HelixClient
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 
 _TASKS_SHARE = 0.7
-CHAT_TOKEN_PROVIDER = "twitch_chat"  # noqa: S105 - a row name in oauth_tokens, not a secret
 
 
 def prepare_data_dir(settings: Settings) -> None:
@@ -200,9 +199,9 @@ def build_chat(
     writer = ChatWriter(chat_store, metrics, flush_interval_s=settings.chat_flush_interval_s)
 
     async def credentials() -> Credentials:
-        # Asked again at every connection: a token rotated in the database is picked up.
-        stored = await db.store.oauth_token(CHAT_TOKEN_PROVIDER)
-        token = Secret(stored) if stored else settings.twitch_oauth_token
+        # Asked at every connection, so a rotating token source can be plugged in here (the
+        # upload issue's sealed `oauth_tokens` store is the natural one; not wired yet).
+        token = settings.twitch_oauth_token
         if settings.twitch_bot_username and token is not None and token.get():
             return Credentials(settings.twitch_bot_username, token)
         return Credentials("", None)

@@ -404,8 +404,8 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "TWITCH_OAUTH_TOKEN", "twitch_oauth_token", "Chat", None,
-        "User token of that login for chat (with or without `oauth:`). Re-read at every "
-        "reconnect; a token stored in `oauth_tokens` (provider `twitch_chat`) wins.",
+        "User token of that login for chat (with or without `oauth:`); needs "
+        "`TWITCH_BOT_USERNAME`.",
         _oauth_token, secret=True,
     ),
     Variable(

@@ -387,7 +387,3 @@ WHERE v.twitch_vod_id = %(vod_id)s
   AND (m.offset_ms, m.msg_id) > (%(after_ms)s, %(after_id)s)
 ORDER BY m.offset_ms, m.msg_id
 LIMIT %(limit)s;
-
--- name: oauth_token_get
--- A stored token (the chat token, when an operator or a refresh job rotated it).
-SELECT access_token FROM oauth_tokens WHERE provider = %(provider)s AND channel = %(channel)s;

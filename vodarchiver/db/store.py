@@ -89,14 +89,6 @@ class Store:
         async with self._conn(timeout_s) as conn:
             await conn.execute(q("kv_set"), {"key": key, "value": value})
 
-    async def oauth_token(self, provider: str, channel: str = "") -> str | None:
-        """The stored access token of a provider, or None."""
-        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(q("oauth_token_get"), {"provider": provider, "channel": channel})
-            row = await cur.fetchone()
-        return str(row[0]) if row and row[0] else None
-
     # --- discovery ------------------------------------------------------------------------
 
     async def channel_upsert(self, user: ChannelRecord) -> None:
