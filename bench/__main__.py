@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import discovery, download, startup, upload
+from bench import chat, discovery, download, startup, upload
 from bench.common import external_server
 from vodarchiver import logs
 
@@ -17,6 +17,7 @@ async def run_all() -> None:
         await discovery.main(admin_url)
         await download.main(admin_url)
         await upload.main(admin_url)
+        await chat.main(admin_url)
 
 
 asyncio.run(run_all())

@@ -18,6 +18,7 @@ import httpx
 
 from vodarchiver import __version__
 from vodarchiver.config import Settings
+from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
@@ -35,6 +36,8 @@ from vodarchiver.logs import get_logger
 from vodarchiver.media.downloader import Downloader, Tools
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
+from vodarchiver.pipeline.chat import ChatCheck, ChatStage
+from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
@@ -42,6 +45,7 @@ from vodarchiver.pipeline.quota import QuotaPlan
 from vodarchiver.pipeline.upload import CircuitCheck, UploadPolicy, UploadStage
 from vodarchiver.supervisor import Supervisor
 from vodarchiver.twitch.auth import AppToken
+from vodarchiver.twitch.chat import ChatRecorder, Credentials
 from vodarchiver.twitch.helix import HelixClient
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 from vodarchiver.youtube.client import YouTubeClient
@@ -214,16 +218,10 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_discovery(
-    settings: Settings,
-    http: httpx.AsyncClient,
-    store: Store,
-    metrics: Metrics,
-    checks: list[ReadinessCheck],
-    *,
-    on_new_work: Callable[[], None] | None = None,
-) -> Discovery | None:
-    """The discovery stage, or None (said in the log and in /readyz) when settings turn it off."""
+def build_helix(
+    settings: Settings, http: httpx.AsyncClient, metrics: Metrics, checks: list[ReadinessCheck]
+) -> HelixClient | None:
+    """The one Helix client (discovery and chat share its token and rate-limit bucket)."""
     reason = settings.discovery_off_reason()
     if reason is not None or settings.twitch_client_secret is None:
         reason = reason or "TWITCH_CLIENT_SECRET is not set"
@@ -241,10 +239,23 @@ def build_discovery(
         timeout_s=settings.helix_timeout_s,
     )
     checks.append(token)
-    helix = HelixClient(
+    return HelixClient(
         http, token, api_url=settings.twitch_api_url, client_id=settings.twitch_client_id,
         metrics=metrics, timeout_s=settings.helix_timeout_s,
     )  # fmt: skip
+
+
+def build_discovery(
+    settings: Settings,
+    helix: HelixClient | None,
+    store: Store,
+    metrics: Metrics,
+    *,
+    on_new_work: Callable[[], None] | None = None,
+) -> Discovery | None:
+    """The discovery stage, or None when there is no Helix client (said by build_helix)."""
+    if helix is None:
+        return None
     get_logger("discovery").info(
         "discovery_enabled",
         channels=list(settings.channels),
@@ -255,6 +266,49 @@ def build_discovery(
         retention_overrides=settings.twitch_retention_days,
         interval_s=settings.discovery_interval_s, on_new_work=on_new_work,
     )  # fmt: skip
+
+
+def build_chat(
+    settings: Settings,
+    helix: HelixClient | None,
+    db: Database,
+    metrics: Metrics,
+    checks: list[ReadinessCheck],
+) -> ChatStage | None:
+    """The chat stage, or None (said in the log; in /readyz when CHAT_AUTO_START cannot work)."""
+    log = get_logger("chat")
+    reason = settings.chat_off_reason()
+    if reason is not None:
+        log.info("chat_disabled", reason=reason)
+        if settings.chat_auto_start:
+            checks.append(StaticCheck("chat", CheckResult(False, f"chat is off: {reason}")))
+        return None
+    chat_store = ChatStore(db.pool)
+    writer = ChatWriter(chat_store, metrics, flush_interval_s=settings.chat_flush_interval_s)
+
+    async def credentials() -> Credentials:
+        # Asked at every connection, so a rotating token source can be plugged in here (the
+        # upload issue's sealed `oauth_tokens` store is the natural one; not wired yet).
+        token = settings.twitch_oauth_token
+        if settings.twitch_bot_username and token is not None and token.get():
+            return Credentials(settings.twitch_bot_username, token)
+        return Credentials("", None)
+
+    def recorder(channel: str) -> ChatRecorder:
+        return ChatRecorder(channel, endpoint=settings.twitch_irc_url, credentials=credentials,
+                            sink=writer.add, metrics=metrics)  # fmt: skip
+
+    channels = settings.channels if settings.chat_auto_start else settings.twitch_channel
+    stage = ChatStage(
+        channels=channels, auto_start=settings.chat_auto_start, helix=helix, store=chat_store,
+        writer=writer, metrics=metrics, recorder=recorder,
+        poll_interval_s=settings.chat_poll_interval_s, grace_s=settings.chat_offline_grace_s,
+        window_s=settings.vod_reconcile_window_s,
+    )  # fmt: skip
+    checks.append(ChatCheck(stage))
+    log.info("chat_enabled", channels=list(channels), auto_start=settings.chat_auto_start,
+             endpoint=settings.twitch_irc_url.url)  # fmt: skip
+    return stage
 
 
 def start_parts(
@@ -270,15 +324,17 @@ def start_parts(
     metrics = Metrics(__version__)
     checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
     downloads = build_downloads(settings, db.store, metrics, checks)
+    helix = build_helix(settings, http_client, metrics, checks)
     discovery = build_discovery(
-        settings, http_client, db.store, metrics, checks,
-        on_new_work=downloads.wake if downloads else None,
+        settings, helix, db.store, metrics, on_new_work=downloads.wake if downloads else None,
     )  # fmt: skip
     uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks)
+    chat = build_chat(settings, helix, db, metrics, checks)
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
         started_at=started_at, cancel=downloads.cancel if downloads else None,
         uploads=uploads.status if uploads else None,
+        chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
     )  # fmt: skip
     server = HttpServer(build_app(api, metrics), sock)
     supervisor = Supervisor()
@@ -291,6 +347,8 @@ def start_parts(
         supervisor.start("downloads", downloads.run_forever())
     if uploads is not None:
         supervisor.start("uploads", uploads.run_forever())
+    if chat is not None:
+        supervisor.start("chat", chat.run_forever())
     return supervisor
 
 

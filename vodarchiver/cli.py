@@ -1,5 +1,5 @@
-"""The command line: `vodarchiver [run | migrate | config | version | auth youtube]`.
-Nothing else lives here.
+"""The command line: `vodarchiver [run | migrate | config | version | auth youtube |
+chat export]`. Nothing else lives here.
 
 Exit codes: 0 done or stopped by a signal; 1 a part of the daemon failed; 2 the configuration
 or the environment is wrong (the message names the variable); 130 `migrate` interrupted. No
@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     auth.add_argument("--no-browser", action="store_true",
                       help="print the consent URL without opening a browser")  # fmt: skip
+    chat = sub.add_parser("chat", help="recorded live chat")
+    chat_sub = chat.add_subparsers(dest="chat_command", metavar="CHAT_COMMAND", required=True)
+    export = chat_sub.add_parser("export", help="write a VOD's chat to stdout")
+    export.add_argument("vod_id", metavar="VOD_ID", help="the VOD's Twitch id")
+    export.add_argument("--format", choices=("json", "ndjson", "srt", "ass"), default="json")
     return parser
 
 
@@ -72,10 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(command: str, args: argparse.Namespace) -> int:
     # Imported here, after the signal handlers: loading them takes most of start-up.
-    import asyncio  # noqa: PLC0415
 
     from vodarchiver import __version__, logs  # noqa: PLC0415
-    from vodarchiver.app import migrate_only, run_daemon, store_youtube_token  # noqa: PLC0415
     from vodarchiver.config import load_settings  # noqa: PLC0415
     from vodarchiver.errors import (  # noqa: PLC0415
         ConfigError,
@@ -109,14 +112,7 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
             print(f"{name:<{width}}  {value}")
         return EXIT_OK
     try:
-        if command == "migrate":
-            return asyncio.run(migrate_only(settings, _early_signals))
-        if command == "auth":
-            token = _refresh_token(args, settings)
-            if token is None:
-                return EXIT_CONFIG
-            return asyncio.run(store_youtube_token(settings, token))
-        return asyncio.run(run_daemon(settings, _early_signals))
+        return _run_command(command, args, settings)
     except StartupError as exc:
         # An expected refusal: one line naming the variable, deliberately without a traceback.
         log.error("startup_failed", variable=exc.variable, error=str(exc))  # noqa: TRY400
@@ -127,6 +123,26 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
     except Exception:
         log.exception("daemon_crashed")
         return EXIT_FAILED
+
+
+def _run_command(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    """Run `migrate`, `auth youtube`, `chat export` or the daemon; returns the exit status."""
+    import asyncio  # noqa: PLC0415
+
+    from vodarchiver.app import migrate_only, run_daemon, store_youtube_token  # noqa: PLC0415
+
+    if command == "migrate":
+        return asyncio.run(migrate_only(settings, _early_signals))
+    if command == "auth":
+        token = _refresh_token(args, settings)
+        if token is None:
+            return EXIT_CONFIG
+        return asyncio.run(store_youtube_token(settings, token))
+    if command == "chat":
+        from vodarchiver.chat_command import export_chat  # noqa: PLC0415
+
+        return asyncio.run(export_chat(settings, args.vod_id, args.format))
+    return asyncio.run(run_daemon(settings, _early_signals))
 
 
 def _refresh_token(args: argparse.Namespace, settings: Settings) -> str | None:

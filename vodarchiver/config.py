@@ -248,6 +248,66 @@ def _positive_float(raw: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class IrcEndpoint:
+    """Where Twitch chat is: host, port, TLS or not, WebSocket or plain IRC."""
+
+    url: str
+    host: str
+    port: int
+    tls: bool
+    websocket: bool
+
+
+_IRC_SCHEMES = {"wss": (443, True, True), "ws": (80, False, True), "ircs": (6697, True, False),
+                "irc": (6667, False, False)}  # fmt: skip
+
+
+def parse_irc_url(raw: str) -> IrcEndpoint:
+    """`wss://irc-ws.chat.twitch.tv:443`, `ws://`, `ircs://host:6697`, `irc://host:6667`."""
+    text = raw.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in _IRC_SCHEMES or not parts.hostname:
+        raise ValueError(f"expected a wss://, ws://, ircs:// or irc:// URL, got {raw!r}")
+    if parts.username or parts.password:
+        raise ValueError("must not carry credentials (use TWITCH_OAUTH_TOKEN)")
+    default_port, tls, websocket = _IRC_SCHEMES[parts.scheme]
+    try:
+        port = parts.port or default_port
+    except ValueError:
+        raise ValueError(f"has an invalid port: {raw!r}") from None
+    return IrcEndpoint(text, parts.hostname, port, tls, websocket)
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected 1 or 0 (true/false), got {raw!r}")
+
+
+def _login(raw: str) -> str:
+    value = raw.strip().lower()
+    if value and not _LOGIN.match(value):
+        raise ValueError(f"{raw.strip()!r} is not a Twitch login (letters, digits, _)")
+    return value
+
+
+def _oauth_token(raw: str) -> Secret:
+    # Twitch's tools hand out tokens as `oauth:xyz`; the PASS line wants exactly that form.
+    value = raw.strip()
+    return Secret(value[len("oauth:") :] if value.lower().startswith("oauth:") else value)
+
+
+def _flush_interval(raw: str) -> float:
+    value = _positive_duration(raw)
+    if value > 1.0:
+        raise ValueError(f"must be at most 1s (a killed recorder may lose only this), got {raw!r}")
+    return value
+
+
 def _nonempty(raw: str) -> str:
     return raw.strip()
 
@@ -398,6 +458,50 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HELIX_TIMEOUT", "helix_timeout_s", "Twitch", "10s",
         "Timeout of each Helix or token request.", _positive_duration,
+    ),
+    # Chat
+    Variable(
+        "CHAT_AUTO_START", "chat_auto_start", "Chat", "0",
+        "`1`: record the chat of every configured channel while it is live (Helix `/streams`, "
+        "needs the client id and secret). `0`: the runbook's form, the chat of `TWITCH_CHANNEL` "
+        "is recorded all the time (no `TWITCH_CHANNEL`: no chat).", _bool,
+    ),
+    Variable(
+        "CHAT_POLL_INTERVAL", "chat_poll_interval_s", "Chat", "30s",
+        "How often Helix is asked which channels are live, and placeholders are reconciled.",
+        _positive_duration,
+    ),
+    Variable(
+        "CHAT_OFFLINE_GRACE", "chat_offline_grace_s", "Chat", "2m",
+        "How long a channel must look offline (and in two answers in a row) before its "
+        "recorder stops: one flapping answer never stops it.", parse_duration,
+    ),
+    Variable(
+        "CHAT_FLUSH_INTERVAL", "chat_flush_interval_s", "Chat", "500ms",
+        "Longest time a received message waits before it is written (at most 1s: what a "
+        "SIGKILL may lose).", _flush_interval,
+    ),
+    Variable(
+        "TWITCH_BOT_USERNAME", "twitch_bot_username", "Chat", "",
+        "Login the chat connection uses with `TWITCH_OAUTH_TOKEN`; empty: anonymous, read-only "
+        "(`justinfan<digits>`).", _login,
+    ),
+    Variable(
+        "TWITCH_OAUTH_TOKEN", "twitch_oauth_token", "Chat", None,
+        "User token of that login for chat (with or without `oauth:`); needs "
+        "`TWITCH_BOT_USERNAME`.",
+        _oauth_token, secret=True,
+    ),
+    Variable(
+        "TWITCH_IRC_URL", "twitch_irc_url", "Chat", "wss://irc-ws.chat.twitch.tv:443",
+        "Chat endpoint: `wss://` or `ws://` (WebSocket), `ircs://` (TLS) or `irc://`.",
+        parse_irc_url,
+    ),
+    Variable(
+        "VOD_RECONCILE_WINDOW", "vod_reconcile_window_s", "Chat", "15m",
+        "A placeholder (chat of a live stream) still without its VOD this long after the "
+        "stream ended is reported by `/status`; a VOD without a stream id is matched to a "
+        "placeholder whose start is this close.", _positive_duration,
     ),
     # Pipeline
     Variable(
@@ -651,8 +755,8 @@ VARIABLES: tuple[Variable, ...] = (
     ),
 )  # fmt: skip
 
-GROUPS: tuple[str, ...] = ("Twitch", "YouTube", "Database", "Storage", "Media", "Pipeline", "HTTP",
-                           "Logging", "Daemon")  # fmt: skip
+GROUPS: tuple[str, ...] = ("Twitch", "Chat", "YouTube", "Database", "Storage", "Media", "Pipeline",
+                           "HTTP", "Logging", "Daemon")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -667,6 +771,14 @@ class Settings:
     twitch_auth_url: str
     twitch_retention_days: dict[str, int]
     helix_timeout_s: float
+    chat_auto_start: bool
+    chat_poll_interval_s: float
+    chat_offline_grace_s: float
+    chat_flush_interval_s: float
+    twitch_bot_username: str
+    twitch_oauth_token: Secret | None
+    twitch_irc_url: IrcEndpoint
+    vod_reconcile_window_s: float
     discovery_interval_s: float
     max_concurrent_downloads: int
     download_max_attempts: int
@@ -746,6 +858,17 @@ class Settings:
             return "YT_CLIENT_ID and YT_CLIENT_SECRET are not set"
         return None
 
+    def chat_off_reason(self) -> str | None:
+        """Why no chat is recorded with these settings, or None when it is."""
+        if self.chat_auto_start:
+            if not self.channels:
+                return "CHAT_AUTO_START is 1 but no channel is configured (TWITCH_CHANNELS)"
+            off = self.discovery_off_reason()
+            return f"CHAT_AUTO_START needs Helix: {off}" if off else None
+        if not self.twitch_channel:
+            return "neither CHAT_AUTO_START=1 nor TWITCH_CHANNEL is set"
+        return None
+
     def secret_values(self) -> tuple[str, ...]:
         """Every secret string, so the logger can scrub them wherever they appear."""
         found: list[str] = []
@@ -770,6 +893,8 @@ class Settings:
                 shown[var.name] = REDACTED if value.get() else "(unset)"
             elif isinstance(value, tuple):
                 shown[var.name] = ",".join(value) or "(none)"
+            elif isinstance(value, IrcEndpoint):
+                shown[var.name] = value.url
             elif isinstance(value, dict):
                 shown[var.name] = ",".join(f"{k}={v}" for k, v in value.items()) or "(none)"
             else:
@@ -847,6 +972,9 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     if secret and secret.get() and not client_id:
         problems.append("TWITCH_CLIENT_ID: must be set when TWITCH_CLIENT_SECRET is")
     problems += _youtube_problems(values)
+    token = values.get("twitch_oauth_token")
+    if token and token.get() and not values.get("twitch_bot_username"):
+        problems.append("TWITCH_BOT_USERNAME: must be set when TWITCH_OAUTH_TOKEN is")
     if problems:
         raise ConfigError(problems)
 

@@ -8,6 +8,8 @@
     │   ├── DatabaseUnavailable
     │   ├── HelixUnavailable   Helix or the token server failed even after our retries
     │   ├── LeaseLost          another replica took over a channel or an upload of ours
+    │   ├── ChatLinkLost       the IRC connection broke, timed out or was closed by Twitch
+    │   ├── ChatLoginFailed    Twitch refused the chat login (token): retried slowly
     │   ├── YouTubeUnavailable YouTube or Google's token server failed (5xx, network,
     │   │                      rateLimitExceeded); resume from what YouTube holds
     │   └── UploadSessionExpired
@@ -27,9 +29,10 @@
         │                      Twitch refused TWITCH_CLIENT_ID/TWITCH_CLIENT_SECRET
         ├── HelixRequestError  Helix refused the request itself (a 4xx other than 401/429)
         ├── HelixDataError     an answer or an item lacks the documented shape (skip it)
-        └── YouTubeRequestError
-                               YouTube refused the request itself (invalidTitle, a 4xx we
-                               caused): retrying it unchanged is pointless
+        ├── YouTubeRequestError
+        │                      YouTube refused the request itself (invalidTitle, a 4xx we
+        │                      caused): retrying it unchanged is pointless
+        └── IrcLineRejected    a chat line that is not IRC, is oversized, or lacks an id (skip it)
 
 Third-party exceptions are translated at the adapter boundary (`raise ... from exc`), so code
 above the adapters only ever handles these.
@@ -80,6 +83,14 @@ class HelixUnavailable(TransientError):
 
 class LeaseLost(TransientError):
     """Another worker took a channel or an upload over (our lease expired while we were slow)."""
+
+
+class ChatLinkLost(TransientError):
+    """The chat connection broke, went silent past the keepalive, or Twitch closed it."""
+
+
+class ChatLoginFailed(TransientError):
+    """Twitch refused the chat login (a bad or expired token); retried slowly, never logged."""
 
 
 class PermanentError(VodarchiverError):
@@ -159,3 +170,7 @@ class YouTubeRequestError(PermanentError):
         self.status = status
         self.reason = reason
         super().__init__(message)
+
+
+class IrcLineRejected(PermanentError):
+    """A chat line we cannot use (not IRC, oversized, no message id): counted, logged, skipped."""

@@ -223,6 +223,44 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.chat_messages_recorded = Counter(
+            "chat_messages_recorded_total",
+            "Chat events stored (repeats after a reconnect not counted), by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.chat_reconnections = Counter(
+            "chat_reconnections_total",
+            "Chat connections lost or replaced (Twitch's RECONNECT included).",
+            registry=self.registry,
+        )
+        self.chat_lines_rejected = Counter(
+            "chat_lines_rejected_total",
+            "Chat lines that could not be parsed or used (oversized, not IRC, no id).",
+            registry=self.registry,
+        )
+        self.chat_connected = Gauge(
+            "chat_connected",
+            "1 while the chat connection of a channel is logged in and joined.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.chat_write_lag = Gauge(
+            "chat_write_lag_seconds",
+            "Age of the oldest message of the last chat batch when it was committed.",
+            registry=self.registry,
+        )
+        self.chat_login_failures = Counter(
+            "chat_login_failures_total",
+            "Chat logins Twitch refused (bad or expired token), by channel.",
+            ["channel"],
+            registry=self.registry,
+        )
+        self.chat_placeholders_overdue = Gauge(
+            "chat_placeholders_overdue",
+            "Placeholders still without their VOD VOD_RECONCILE_WINDOW after the stream ended.",
+            registry=self.registry,
+        )
 
     def record_vod_counts(self, counts: dict[VodState, int]) -> None:
         """Refresh the per-state gauges from a count of every state."""

@@ -26,7 +26,9 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vodarchiver.chat_export import message_json
 from vodarchiver.config import HostPort
+from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import DatabaseUnavailable, StartupError
@@ -124,6 +126,8 @@ class Api:
         started_at: datetime,
         cancel: Callable[[str], Awaitable[CancelResult]] | None = None,
         uploads: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        chat: ChatStore | None = None,
+        chat_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -134,6 +138,8 @@ class Api:
         self._started_at = started_at
         self._cancel = cancel
         self._uploads = uploads
+        self._chat = chat
+        self._chat_status = chat_status
         self._clock = clock
 
     async def healthz(self, _: Request) -> Response:
@@ -163,13 +169,44 @@ class Api:
             counts = await self._store.vod_counts_by_state()
             kv = await self._store.kv_get_many(STATUS_KV_KEYS)
             uploads = await self._uploads() if self._uploads else {"enabled": False}
+            chat = await self._chat_status() if self._chat_status is not None else None
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
         doc = summarize(
             counts, kv, version=self._version, started_at=self._started_at, now=self._clock()
         )
         doc["uploads"] = uploads
+        doc["chat"] = chat
         return JSONResponse(doc)
+
+    async def vod_chat(self, request: Request) -> Response:
+        """A VOD's chat in offset order, paged: ?from=&to= (seconds into the VOD), after, limit."""
+        vod_id = str(request.path_params["vod_id"])
+        query = request.query_params
+        try:
+            from_ms = round(float(query.get("from") or 0) * 1000)
+            to_ms = round(float(query["to"]) * 1000) if query.get("to") else 2**62
+            limit = int(query.get("limit", "500"))
+            after = _chat_cursor(query.get("after"))
+        except ValueError:
+            return JSONResponse({"error": "from/to are seconds, limit a whole number, "
+                                          "after a cursor from next"}, 400)  # fmt: skip
+        if not 1 <= limit <= 5000:
+            return JSONResponse({"error": "limit must be 1..5000"}, 400)
+        if self._chat is None:
+            return JSONResponse({"error": "chat is not available"}, 404)
+        try:
+            if await self._store.vod_get(vod_id) is None:
+                return JSONResponse({"error": "no such VOD"}, 404)
+            rows = await self._chat.page(vod_id, from_ms=from_ms, to_ms=to_ms, after=after,
+                                         limit=limit)  # fmt: skip
+        except DatabaseUnavailable:
+            return JSONResponse({"error": "database unavailable"}, 503)
+        last = rows[-1] if len(rows) == limit else None
+        return JSONResponse({
+            "items": [message_json(r) for r in rows],
+            "next": f"{last['offset_ms']}:{last['msg_id']}" if last else None,
+        })  # fmt: skip
 
     async def metrics(self, _: Request) -> Response:
         """Prometheus exposition; database gauges are refreshed at scrape time."""
@@ -252,6 +289,16 @@ class Api:
         )
 
 
+def _chat_cursor(raw: str | None) -> tuple[int, str] | None:
+    """`<offset_ms>:<msg_id>` (the `next` of the previous page) -> (offset, id)."""
+    if not raw:
+        return None
+    offset, sep, msg_id = raw.partition(":")
+    if not sep:
+        raise ValueError("cursor")
+    return int(offset), msg_id
+
+
 _STATES = frozenset(s.value for s in VodState)
 # Columns whose names differ in the API: `date` is Helix's created_at; processing_error an error.
 _RENAMED = {"twitch_vod_id": "id", "date": "created_at", "created_at": "discovered_at",
@@ -277,6 +324,7 @@ def build_app(api: Api, metrics: Metrics) -> ASGIApp:
             Route("/metrics", api.metrics, methods=["GET"]),
             Route("/vods", api.vods, methods=["GET"]),
             Route("/vods/{vod_id}", api.vod, methods=["GET"]),
+            Route("/vods/{vod_id}/chat", api.vod_chat, methods=["GET"]),
             Route("/admin/vods/{vod_id}/cancel", api.cancel_vod, methods=["POST"]),
         ]
     )

@@ -179,6 +179,7 @@ class FakeTwitch:
         self._initial_secret = client_secret
         self.token_lifetime_s = TOKEN_LIFETIME_S
         self.latency_s = 0.0
+        self.streams_offline_next = 0  # knob: this many /streams answers say "offline" (a flap)
         self.received: list[Received] = []
         self.channels: dict[str, FakeChannel] = {}
         self._videos: dict[str, tuple[FakeChannel, Payload]] = {}
@@ -436,6 +437,7 @@ class FakeTwitch:
         self._looping.clear()
         self.received.clear()
         self.latency_s = 0.0
+        self.streams_offline_next = 0
         self.client_secret = self._initial_secret
         self.token_lifetime_s = TOKEN_LIFETIME_S
         self._remaining = RATE_LIMIT
@@ -674,6 +676,9 @@ class FakeTwitch:
         if first is None:
             return self._bad_request('The parameter "first" was malformed: must be 1 to 100')
         live = [c for c in self.channels.values() if c.stream is not None]
+        if self.streams_offline_next > 0:
+            self.streams_offline_next -= 1
+            live = []
         if ids or logins:
             live = [c for c in live if c.user_id in ids or c.login in logins]
         return 200, {"data": [c.stream for c in live[:first]], "pagination": {}}

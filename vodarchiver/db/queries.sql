@@ -460,3 +460,120 @@ SELECT u.part, u.parts, u.file_size, u.video_id, u.upload_status, u.status_reaso
        (u.session_uri IS NOT NULL) AS session_open
 FROM youtube_uploads u JOIN vods v ON v.id = u.vod_id
 WHERE v.twitch_vod_id = %(id)s ORDER BY u.part;
+-- name: chat_streams_lock
+-- Taken by a chat write before it reads the placeholders it writes to: a reconciliation waits
+-- for the write to commit, and a write that starts during one sees its result.
+SELECT stream_id FROM chat_streams WHERE stream_id = ANY(%(ids)s) ORDER BY stream_id FOR SHARE;
+
+-- name: chat_quiet
+-- The staging table is created once per connection; its "already exists" notice is noise.
+SET LOCAL client_min_messages = warning;
+
+-- name: chat_stage_create
+-- Per-connection staging for COPY (COPY cannot skip duplicates; the INSERT below does).
+CREATE TEMP TABLE IF NOT EXISTS chat_in (
+    msg_id text, channel text, kind text, user_id text, username text, display_name text,
+    message text, sent_ms bigint, tags jsonb, stream_id text, color text, is_action boolean,
+    bits integer, reply_parent_msg_id text
+) ON COMMIT DELETE ROWS;
+
+-- name: chat_copy
+COPY chat_in (msg_id, channel, kind, user_id, username, display_name, message, sent_ms, tags,
+              stream_id, color, is_action, bits, reply_parent_msg_id) FROM STDIN;
+
+-- name: chat_insert
+-- The staged batch into chat_messages. Twitch's id is the key, so a line replayed after a
+-- reconnect is dropped. A message of a known stream gets its offset from the stream's start, and
+-- goes straight to the VOD (offset shifted) once that stream is reconciled. Returns how many
+-- rows each channel really gained.
+WITH inserted AS (
+INSERT INTO chat_messages (
+    msg_id, vod_id, channel, kind, user_id, username, display_name, message, sent_at, offset_ms,
+    tags, stream_id, color, is_action, bits, reply_parent_msg_id)
+SELECT i.msg_id, s.vod_id, i.channel, i.kind, i.user_id, i.username, i.display_name, i.message,
+       to_timestamp(i.sent_ms / 1000.0),
+       CASE WHEN s.stream_id IS NULL THEN NULL
+            ELSE i.sent_ms - (extract(epoch FROM s.started_at) * 1000)::bigint
+                 + COALESCE(s.shift_ms, 0) END,
+       i.tags, i.stream_id, i.color, i.is_action, i.bits, i.reply_parent_msg_id
+FROM chat_in i LEFT JOIN chat_streams s ON s.stream_id = i.stream_id
+ON CONFLICT (msg_id) DO NOTHING
+RETURNING channel
+)
+SELECT channel, count(*) FROM inserted GROUP BY channel;
+
+-- name: chat_mark_deleted
+-- CLEARMSG: the message is marked, never erased.
+UPDATE chat_messages SET deleted = true WHERE msg_id = ANY(%(ids)s) AND NOT deleted;
+
+-- name: chat_stream_open
+-- A live stream we record: the placeholder. Seen again after an offline flap: live once more.
+INSERT INTO chat_streams (stream_id, channel, started_at)
+VALUES (%(stream_id)s, %(channel)s, %(started_at)s)
+ON CONFLICT (stream_id) DO UPDATE SET ended_at = NULL, updated_at = now();
+
+-- name: chat_stream_close
+UPDATE chat_streams SET ended_at = %(ended_at)s, updated_at = now()
+WHERE stream_id = %(stream_id)s AND ended_at IS NULL;
+
+-- name: chat_reconcile_candidates
+-- Placeholders whose VOD is known: by stream id, or (when Helix gave the VOD no stream id) the
+-- channel's VOD that started within the window of the stream.
+SELECT s.stream_id, v.id AS vod_row_id, s.started_at, v.date AS vod_started_at
+FROM chat_streams s
+JOIN LATERAL (
+    SELECT id, date FROM vods
+    WHERE vods.stream_id = s.stream_id
+       OR (vods.stream_id IS NULL AND vods.channel = s.channel AND vods.date IS NOT NULL
+           AND abs(extract(epoch FROM vods.date - s.started_at)) <= %(window_s)s)
+    ORDER BY (vods.stream_id = s.stream_id) DESC NULLS LAST,
+             abs(extract(epoch FROM vods.date - s.started_at))
+    LIMIT 1
+) v ON true
+WHERE s.reconciled_at IS NULL AND v.date IS NOT NULL;
+
+-- name: chat_stream_take
+-- Lock one placeholder for its reconciliation; no row: another replica did it already.
+SELECT stream_id FROM chat_streams
+WHERE stream_id = %(stream_id)s AND reconciled_at IS NULL
+FOR UPDATE;
+
+-- name: chat_stream_reconcile
+UPDATE chat_streams SET vod_id = %(vod_row_id)s, shift_ms = %(shift_ms)s, reconciled_at = now(),
+                        updated_at = now()
+WHERE stream_id = %(stream_id)s AND reconciled_at IS NULL;
+
+-- name: chat_messages_reconcile
+UPDATE chat_messages SET vod_id = %(vod_row_id)s, offset_ms = offset_ms + %(shift_ms)s
+WHERE stream_id = %(stream_id)s AND vod_id IS NULL;
+
+-- name: chat_attach_orphans
+-- Messages recorded with no known stream go to the channel's VOD that was running when they
+-- were sent.
+UPDATE chat_messages m
+SET vod_id = v.id, offset_ms = (extract(epoch FROM m.sent_at - v.date) * 1000)::bigint
+FROM vods v
+WHERE m.vod_id IS NULL AND m.stream_id IS NULL AND m.channel = v.channel
+  AND v.date IS NOT NULL AND v.duration_s IS NOT NULL
+  AND m.sent_at >= v.date AND m.sent_at < v.date + make_interval(secs => v.duration_s);
+
+-- name: chat_placeholders_unreconciled
+-- Placeholders without their VOD yet; `overdue` once the window after the stream's end passed.
+SELECT stream_id, channel, started_at, ended_at,
+       (ended_at IS NOT NULL AND ended_at < now() - make_interval(secs => %(window_s)s)) AS overdue,
+       (SELECT count(*) FROM chat_messages m WHERE m.stream_id = s.stream_id) AS messages
+FROM chat_streams s
+WHERE reconciled_at IS NULL
+ORDER BY started_at;
+
+-- name: chat_page
+-- One page of a VOD's chat in order of offset, from `from_ms` (inclusive) to `to_ms` (exclusive),
+-- after the (offset, id) of the previous page's last message.
+SELECT m.msg_id, m.kind, m.user_id, m.username, m.display_name, m.message, m.sent_at,
+       m.offset_ms, m.deleted, m.color, m.is_action, m.bits, m.reply_parent_msg_id, m.tags
+FROM chat_messages m JOIN vods v ON v.id = m.vod_id
+WHERE v.twitch_vod_id = %(vod_id)s
+  AND m.offset_ms >= %(from_ms)s AND m.offset_ms < %(to_ms)s
+  AND (m.offset_ms, m.msg_id) > (%(after_ms)s, %(after_id)s)
+ORDER BY m.offset_ms, m.msg_id
+LIMIT %(limit)s;

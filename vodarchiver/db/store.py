@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -34,22 +34,34 @@ from vodarchiver.models import (
 DEFAULT_TIMEOUT_S = 5.0
 
 
+@asynccontextmanager
+async def pooled(
+    pool: psycopg_pool.AsyncConnectionPool[Any], timeout_s: float
+) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    """A pooled connection for at most `timeout_s`, psycopg's errors translated to ours."""
+    try:
+        async with asyncio.timeout(timeout_s), pool.connection(timeout=timeout_s) as conn:
+            yield conn
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout, TimeoutError) as exc:
+        raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
+    except (psycopg.DataError, psycopg.IntegrityError) as exc:
+        # The data was refused (out of range, a NUL byte, a duplicate): skip it, do not crash.
+        raise DataRejected(f"the database refused the data: {exc.__class__.__name__}") from exc
+
+
 class Store:
     """Named queries over a connection pool."""
 
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
-    @asynccontextmanager
-    async def _conn(self, timeout_s: float) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        try:
-            async with asyncio.timeout(timeout_s), self._pool.connection(timeout=timeout_s) as conn:
-                yield conn
-        except (psycopg.OperationalError, psycopg_pool.PoolTimeout, TimeoutError) as exc:
-            raise DatabaseUnavailable(f"database unavailable: {exc.__class__.__name__}") from exc
-        except (psycopg.DataError, psycopg.IntegrityError) as exc:
-            # The data was refused (out of range, a NUL byte, a duplicate): skip it, do not crash.
-            raise DataRejected(f"the database refused the data: {exc.__class__.__name__}") from exc
+    @property
+    def pool(self) -> psycopg_pool.AsyncConnectionPool[Any]:
+        """The pool the store's queries run on (shared with ChatStore)."""
+        return self._pool
+
+    def _conn(self, timeout_s: float) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        return pooled(self._pool, timeout_s)
 
     async def vod_counts_by_state(
         self, timeout_s: float = DEFAULT_TIMEOUT_S

@@ -184,6 +184,20 @@ class HelixClient:
                 live[stream.user_id] = stream
         return live
 
+    async def live_streams_by_login(self, logins: Iterable[str]) -> dict[str, HelixStream]:
+        """`GET /streams?user_login=`: the live stream of each of these channels that is live."""
+        live: dict[str, HelixStream] = {}
+        for batch in _batches(list(dict.fromkeys(x.lower() for x in logins)), MAX_IDS):
+            params = [("user_login", login) for login in batch] + [("first", str(MAX_IDS))]
+            body = await self._call("streams", "/streams", params)
+            for item in data_items(body):
+                try:
+                    stream = parse_stream(item)
+                except HelixDataError as exc:
+                    raise HelixDataError(f"a live stream entry is malformed: {exc}") from exc
+                live[stream.user_login.lower()] = stream
+        return live
+
     # --- the one way to call Helix --------------------------------------------------------
 
     async def _call(self, endpoint: str, path: str, params: list[tuple[str, str]]) -> object:

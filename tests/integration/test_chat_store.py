@@ -1,0 +1,154 @@
+"""Chat storage against a real PostgreSQL: de-duplication, deletions, placeholders, reconciliation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import psycopg_pool
+import pytest
+
+from vodarchiver.db.chat_store import ChatRow, ChatStore
+from vodarchiver.db.store import Store
+from vodarchiver.twitch.irc import ChatEvent
+
+T0 = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+
+
+def ms(when: datetime) -> int:
+    """Unix milliseconds of a time."""
+    return int(when.timestamp() * 1000)
+
+
+def message(msg_id: str, at: datetime, *, channel: str = "alice", text: str = "hi") -> ChatEvent:
+    """A PRIVMSG event sent at `at`."""
+    return ChatEvent(msg_id, "PRIVMSG", channel, ms(at), "1", "bob", "Bob", text, False, None,
+                     "#FF0000", None, None, {"id": msg_id})  # fmt: skip
+
+
+def deletion(target: str, at: datetime) -> ChatEvent:
+    """A CLEARMSG event deleting `target`."""
+    return ChatEvent(f"clearmsg:{target}", "CLEARMSG", "alice", ms(at), None, "bob", None, "x",
+                     False, None, None, None, target, {"target-msg-id": target})  # fmt: skip
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[psycopg_pool.AsyncConnectionPool[Any]]:
+    """A small pool over this test's database."""
+    async with psycopg_pool.AsyncConnectionPool(db_url, min_size=1, max_size=3, open=False) as p:
+        yield p
+
+
+async def rows(db_url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run a query on a fresh connection and return its rows."""
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        cur = await conn.execute(sql, args)
+        return await cur.fetchall()
+
+
+async def add_vod(
+    db_url: str, vod_id: str, stream_id: str | None, date: datetime, state: str = "live"
+) -> int:
+    """Insert a VOD row as discovery would; returns its row id."""
+    found = await rows(
+        db_url,
+        "INSERT INTO vods (twitch_vod_id, channel, stream_id, date, duration_s, state) "
+        "VALUES (%s, 'alice', %s, %s, 7200, %s) RETURNING id",
+        vod_id, stream_id, date, state,
+    )  # fmt: skip
+    return int(found[0][0])
+
+
+async def test_duplicates_are_stored_once_and_counted_by_channel(
+    pool: psycopg_pool.AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """A batch with a repeated id, then the same ids again, leaves one row per id."""
+    chat = ChatStore(pool)
+    batch = [ChatRow(message("a", T0), None), ChatRow(message("a", T0), None),
+             ChatRow(message("b", T0, channel="carol"), None)]  # fmt: skip
+    first = await chat.write(batch)
+    again = await chat.write(batch)
+    assert first.inserted == {"alice": 1, "carol": 1}
+    assert again.inserted == {}
+    assert await rows(db_url, "SELECT count(*) FROM chat_messages") == [(2,)]
+
+
+async def test_clearmsg_marks_its_message_deleted_in_the_same_or_a_later_batch(
+    pool: psycopg_pool.AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """The deleted message stays, marked; the CLEARMSG itself is kept too."""
+    chat = ChatStore(pool)
+    result = await chat.write([ChatRow(message("m1", T0), None), ChatRow(deletion("m1", T0), None)])
+    await chat.write([ChatRow(message("m2", T0), None)])
+    later = await chat.write([ChatRow(deletion("m2", T0), None)])
+    assert (result.deleted, later.deleted) == (1, 1)
+    found = await rows(db_url, "SELECT msg_id, deleted, message FROM chat_messages ORDER BY msg_id")
+    assert found == [("clearmsg:m1", False, "x"), ("clearmsg:m2", False, "x"),
+                     ("m1", True, "hi"), ("m2", True, "hi")]  # fmt: skip
+
+
+async def test_placeholder_is_reconciled_with_shifted_offsets_once(
+    pool: psycopg_pool.AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """Offsets count from the stream's start, then from the VOD's; a second run changes nothing."""
+    chat = ChatStore(pool)
+    await chat.stream_open("s1", "alice", T0)
+    await chat.write([ChatRow(message("m1", T0 + timedelta(seconds=10)), "s1")])
+    assert await rows(db_url, "SELECT vod_id, offset_ms FROM chat_messages") == [(None, 10_000)]
+    vod_row = await add_vod(db_url, "v1", "s1", T0 - timedelta(seconds=3))
+    (candidate,) = await chat.reconcile_candidates(window_s=900)
+    assert (candidate.stream_id, candidate.vod_row_id) == ("s1", vod_row)
+    assert await chat.reconcile("s1", vod_row, 3_000) == 1
+    assert await chat.reconcile("s1", vod_row, 3_000) is None
+    assert await chat.reconcile_candidates(window_s=900) == []
+    # A message after reconciliation goes straight to the VOD, shifted.
+    await chat.write([ChatRow(message("m2", T0 + timedelta(seconds=20)), "s1")])
+    found = await rows(
+        db_url, "SELECT msg_id, vod_id, offset_ms FROM chat_messages ORDER BY msg_id"
+    )
+    assert found == [("m1", vod_row, 13_000), ("m2", vod_row, 23_000)]
+    page = await chat.page("v1", from_ms=0, to_ms=10**9, after=None, limit=1)
+    assert [r["msg_id"] for r in page] == ["m1"]
+    rest = await chat.page("v1", from_ms=0, to_ms=10**9, after=(13_000, "m1"), limit=10)
+    assert [r["msg_id"] for r in rest] == ["m2"]
+
+
+async def test_a_placeholder_never_enters_the_download_queue(
+    pool: psycopg_pool.AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """With only placeholders (and a VOD in state placeholder), the download claim finds nothing."""
+    chat = ChatStore(pool)
+    await chat.stream_open("s1", "alice", T0)
+    await chat.write([ChatRow(message("m1", T0), "s1")])
+    await add_vod(db_url, "legacy", None, T0, state="placeholder")
+    assert await Store(pool).download_claim(owner="test", lease_s=60) is None
+    (placeholder,) = await chat.placeholders(window_s=900)
+    assert (placeholder["stream_id"], placeholder["messages"], placeholder["overdue"]) == (
+        "s1",
+        1,
+        False,
+    )
+    await chat.stream_close("s1", T0 - timedelta(hours=1))
+    (placeholder,) = await chat.placeholders(window_s=900)
+    assert placeholder["overdue"] is True
+
+
+async def test_orphans_attach_by_time_and_vods_without_stream_id_match_by_start(
+    pool: psycopg_pool.AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """Messages with no stream go to the VOD running when sent; a VOD lacking stream_id matches within the window."""
+    chat = ChatStore(pool)
+    await chat.write([ChatRow(message("o1", T0 + timedelta(minutes=5)), None),
+                      ChatRow(message("o2", T0 + timedelta(hours=5)), None)])  # fmt: skip
+    vod_row = await add_vod(db_url, "v9", None, T0)
+    assert await chat.attach_orphans() == 1
+    found = await rows(
+        db_url, "SELECT msg_id, vod_id, offset_ms FROM chat_messages ORDER BY msg_id"
+    )
+    assert found == [("o1", vod_row, 300_000), ("o2", None, None)]
+    await chat.stream_open("s2", "alice", T0 + timedelta(seconds=30))
+    (candidate,) = await chat.reconcile_candidates(window_s=60)
+    assert candidate.vod_row_id == vod_row
+    assert await chat.reconcile_candidates(window_s=10) == []
