@@ -166,6 +166,7 @@ def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # before the port is printed: a client may connect at once
     print(sock.getsockname()[1], flush=True)
     config = uvicorn.Config(cdn, log_config=None, access_log=False, lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])

@@ -1210,6 +1210,7 @@ def main() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", args.port))
+    sock.listen(128)  # before the URL is printed: a client may connect at once
     print(f"http://127.0.0.1:{sock.getsockname()[1]}")
     print(f"GOOGLE_CLIENT_ID={fake.client_id}")
     print(f"GOOGLE_CLIENT_SECRET={fake.client_secret}")
