@@ -27,6 +27,7 @@ def test_argv_is_safe_and_complete() -> None:
     ):
         assert flag in args
     assert args[args.index("--concurrent-fragments") + 1] == "8"
+    assert args[args.index("--use-extractors") + 1] == "twitch:vod,generic"
     assert args[args.index("--limit-rate") + 1] == "10M"
     assert args[-2:] == ["--", "https://www.twitch.tv/videos/1"]
     assert "--limit-rate" not in ytdlp.argv("u", Path("/d/1.ts"), fragments=1)

@@ -40,6 +40,7 @@ import sys
 from typing import Any
 
 from yt_dlp import main
+from yt_dlp.downloader.common import FileDownloader
 from yt_dlp.downloader.fragment import FragmentFD
 
 from vodarchiver.media.ytdlp import TEE_COMPLETE, TEE_OPTION
@@ -131,6 +132,29 @@ def _cut_back(self: FragmentFD, ctx: dict[str, Any]) -> None:
         os.remove(state)
 
 
+def _no_needless_truncate(original: Any) -> Any:
+    """`sanitize_open` that opens an absent or empty file for appending rather than writing.
+
+    Upstream opens every new `.part` and fragment file with "wb", which truncates it after
+    opening, and ext4 (auto_da_alloc) flushes a truncated file to disk when it is closed: each
+    fragment file was written out before being read back and deleted, and the close of a 1 GB
+    `.part` stalled the end of the download for 1 to 3 seconds. On an absent or empty file,
+    appending writes exactly the same bytes; a file with content keeps its "w" (a restart).
+    """
+
+    def sanitize_open(self: FileDownloader, filename: str, open_mode: str) -> Any:
+        if open_mode.startswith("w") and filename != "-":
+            try:
+                empty = os.path.getsize(filename) == 0
+            except OSError:  # absent (or unreadable: the open itself will say so)
+                empty = True
+            if empty:
+                open_mode = "a" + open_mode[1:]
+        return original(self, filename, open_mode)
+
+    return sanitize_open
+
+
 def _prepare(original: Any) -> Any:
     def prepare(self: FragmentFD, ctx: dict[str, Any]) -> None:
         _cut_back(self, ctx)
@@ -210,14 +234,22 @@ def install(tee_fd: int | None = None) -> None:
     """Patch FragmentFD; raises if yt-dlp's internals no longer look as expected."""
     global _tee  # noqa: PLW0603 - one download per process, set before yt-dlp starts
     _tee = _Tee(tee_fd) if tee_fd is not None else None
+    if getattr(FragmentFD, "_vodarchiver_installed", False):  # patched once per process
+        return
+    if not hasattr(FileDownloader, "sanitize_open"):
+        raise RuntimeError(
+            "yt-dlp changed: FileDownloader.sanitize_open is gone; review ytdlp_main.py"
+        )
     for name in ("_prepare_frag_download", "_append_fragment", "_write_ytdl_file",
                  "_finish_frag_download", "_FragmentFD__do_ytdl_file"):  # fmt: skip
         if not hasattr(FragmentFD, name):
             raise RuntimeError(f"yt-dlp changed: FragmentFD.{name} is gone; review ytdlp_main.py")
+    FileDownloader.sanitize_open = _no_needless_truncate(FileDownloader.sanitize_open)
     FragmentFD._prepare_frag_download = _prepare(FragmentFD._prepare_frag_download)
     FragmentFD._append_fragment = _append
     FragmentFD._write_ytdl_file = _write_ytdl_file
     FragmentFD._finish_frag_download = _finish(FragmentFD._finish_frag_download)
+    FragmentFD._vodarchiver_installed = True
 
 
 def _split_argv(args: list[str]) -> tuple[int | None, list[str]]:
