@@ -38,7 +38,7 @@ from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
 
 LATENCY_S = float(os.environ.get("BENCH_CDN_LATENCY_S", "0.05"))
 THROTTLE_BPS = float(os.environ.get("BENCH_CDN_THROTTLE_BPS", str(10 * 2**20)))
-CONCURRENCY = [int(n) for n in os.environ.get("BENCH_FRAGMENTS", "4,8,16").split(",")]
+CONCURRENCY = [int(n) for n in os.environ.get("BENCH_FRAGMENTS", "4,8,16,32").split(",")]
 RUNS = int(os.environ.get("BENCH_DOWNLOAD_RUNS", "1"))  # each run moves over a gigabyte
 NAIVE = os.environ.get("BENCH_NAIVE", "1") == "1"
 

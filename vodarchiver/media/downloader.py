@@ -199,7 +199,9 @@ class _StreamingRemux:
         """Stop ffmpeg if it still runs; remove its output unless it finished well."""
         self.handed_over()
         if self._proc.returncode is None:
-            await process.terminate(self._proc, ladder=((signal.SIGTERM, 2.0),))
+            # SIGKILL at once: its output is thrown away, and on SIGTERM ffmpeg would first
+            # finish the file (a faststart pass over everything written), delaying a cancel.
+            await process.terminate(self._proc, ladder=())
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._output
         if not self._done:
