@@ -4,7 +4,9 @@ baseline that fetches the same fragments in parallel with httpx to disk, in the 
 The fake CDN runs in a process of its own, with a per-request latency and a per-connection
 bandwidth cap (a real CDN answers after tens of milliseconds; on bare loopback the work would be
 CPU-bound and concurrency would not show). Both sides use the same concurrency. The stage's
-figure is the whole job: yt-dlp's download, ffmpeg's remux to a faststart mp4, ffprobe's check.
+figure is the whole job: yt-dlp's download, ffmpeg's remux to a faststart mp4 (fed during the
+download), ffprobe's check. The ratio is raw time over stage time, paired within each run; the
+median is printed with the spread of the runs.
 Peak memory is the largest resident set among the stage's child processes (yt-dlp, ffmpeg) and
 this process's own. yt-dlp without fragment concurrency is printed as the naive reference.
 """
@@ -36,7 +38,7 @@ from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
 
 LATENCY_S = float(os.environ.get("BENCH_CDN_LATENCY_S", "0.05"))
 THROTTLE_BPS = float(os.environ.get("BENCH_CDN_THROTTLE_BPS", str(10 * 2**20)))
-CONCURRENCY = [int(n) for n in os.environ.get("BENCH_FRAGMENTS", "4,8,16").split(",")]
+CONCURRENCY = [int(n) for n in os.environ.get("BENCH_FRAGMENTS", "4,8,16,32").split(",")]
 RUNS = int(os.environ.get("BENCH_DOWNLOAD_RUNS", "1"))  # each run moves over a gigabyte
 NAIVE = os.environ.get("BENCH_NAIVE", "1") == "1"
 
@@ -152,13 +154,14 @@ async def main(admin_url: str) -> None:
     print(f"\n== download: {size_gb:.2f} GB in {vod.segments} fragments, fake CDN with "
           f"{LATENCY_S * 1000:.0f} ms per request and {THROTTLE_BPS / 2**20:.0f} MiB/s per "
           f"connection (median of {RUNS}) ==")  # fmt: skip
-    print(
-        f"{'fragments at once':<18} {'raw httpx s':>12} {'stage s':>9} {'stage MB/s':>11} {'ratio':>7}"
-    )
+    print(f"{'fragments at once':<18} {'raw httpx s':>12} {'stage s':>9} {'stage MB/s':>11} "
+          f"{'ratio':>7}  spread (each run's ratio)")  # fmt: skip
     for fragments, (raws, stages) in results.items():
         raw, stage = statistics.median(raws), statistics.median(stages)
+        ratios = sorted(r / s for r, s in zip(raws, stages, strict=True))
+        spread = f"{ratios[0]:.2f} to {ratios[-1]:.2f}" if len(ratios) > 1 else ""
         print(f"{fragments:<18} {raw:12.1f} {stage:9.1f} {vod.total_bytes / 2**20 / stage:11.1f} "
-              f"{raw / stage:7.2f}")  # fmt: skip
+              f"{statistics.median(ratios):7.2f}  {spread}")  # fmt: skip
     if naive is not None:
         print(f"{'naive: yt-dlp -N 1':<18} {'':>12} {naive:9.1f} {vod.total_bytes / 2**20 / naive:11.1f}"
               f"   (download only)")  # fmt: skip

@@ -560,7 +560,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     # Media
     Variable(
-        "DOWNLOAD_CONCURRENT_FRAGMENTS", "download_concurrent_fragments", "Media", "8",
+        "DOWNLOAD_CONCURRENT_FRAGMENTS", "download_concurrent_fragments", "Media", "16",
         "HLS fragments yt-dlp fetches in parallel for one VOD (chosen by `make bench`).",
         _int_in(1, 64),
     ),

@@ -77,16 +77,21 @@ async def start(
     stderr: IO[Any] | int | None = None,
     die_with_parent: int | None = None,
     cwd: str | None = None,
+    stdin: IO[Any] | int | None = asyncio.subprocess.DEVNULL,
+    pass_fds: Sequence[int] = (),
 ) -> asyncio.subprocess.Process:
-    """Start `argv` in its own process group. `die_with_parent` is the signal sent on our death."""
+    """Start `argv` in its own process group. `die_with_parent` is the signal sent on our death;
+    `pass_fds` are inherited by the child under the same numbers (no other descriptor is)."""
     kwargs: dict[str, Any] = {}
+    if pass_fds:
+        kwargs["pass_fds"] = tuple(pass_fds)
     if run_as is not None:
         kwargs.update(user=run_as.uid, group=run_as.gid, extra_groups=[])
     if die_with_parent is not None:
         kwargs["preexec_fn"] = _die_with_parent(die_with_parent, os.getpid())
     return await asyncio.create_subprocess_exec(
         *argv,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=stdin,
         stdout=stdout,
         stderr=stderr,
         env=dict(env) if env is not None else None,

@@ -16,7 +16,7 @@ from tests.fakes.cdn import FakeCdn
 from tests.fakes.server import LocalServer
 from tests.media import HlsVod, make_hls
 from vodarchiver import process
-from vodarchiver.media.downloader import Downloaded, Downloader, Job
+from vodarchiver.media.downloader import Downloaded, Downloader, Job, Tools
 from vodarchiver.media.ytdlp import Failure, Outcome, Progress
 
 
@@ -87,6 +87,33 @@ async def test_a_ten_minute_vod_downloads_and_verifies(cdn: Cdn, workdir: Path) 
     assert not job.ts.exists()
     assert progress.reports[-1].finished
     assert any(p.fragment_count == cdn.vod.segments for p in progress.reports)
+    assert result.streamed  # remuxed while it downloaded
+
+
+async def test_a_failing_streaming_remux_falls_back_to_remuxing_the_file(
+    cdn: Cdn, workdir: Path
+) -> None:
+    """When the remux fed during the download fails, the finished TS is remuxed afterwards and verified."""
+    broken = workdir / "ffmpeg"
+    real = shutil.which("ffmpeg")
+    # An ffmpeg that dies on the pipe (as on a crash midway) but remuxes files normally.
+    broken.write_text(f'#!/bin/sh\ncase "$*" in *pipe:0*) exit 1;; esac\nexec {real} "$@"\n')
+    broken.chmod(0o755)
+    job = cdn.job(workdir)
+    result = await downloader(tools=Tools(ffmpeg=str(broken))).download(job, Recorder())
+    assert isinstance(result, Downloaded), result
+    assert not result.streamed
+    assert abs(result.duration_s - cdn.vod.duration_s) < 2
+    assert b"moov" in job.mp4.read_bytes()[:64]
+
+
+async def test_without_streaming_the_file_is_remuxed_afterwards(cdn: Cdn, workdir: Path) -> None:
+    """The remux after the download (no pipe) still gives a verified faststart mp4."""
+    job = cdn.job(workdir)
+    result = await downloader(stream_remux=False).download(job, Recorder())
+    assert isinstance(result, Downloaded), result
+    assert not result.streamed
+    assert b"moov" in job.mp4.read_bytes()[:64]
 
 
 async def test_three_500s_on_one_fragment_are_survived(cdn: Cdn, workdir: Path) -> None:
@@ -162,6 +189,7 @@ async def test_a_stopped_download_resumes_from_its_fragments(cdn: Cdn, workdir: 
     assert 0 < result.fetched_bytes < cdn.vod.total_bytes
     assert served_first + cdn.fake.bytes_served >= cdn.vod.total_bytes
     assert abs(result.duration_s - cdn.vod.duration_s) < 2
+    assert result.streamed  # the fragments already on disk went through the pipe first
 
 
 def ytdlp_processes(marker: Path) -> list[int]:

@@ -91,3 +91,20 @@ def test_a_part_without_its_index_is_not_appended_to(fd: HlsFD, tmp_path: Path) 
     part.write_bytes(b"x" * 300)
     ytdlp_main._cut_back(fd, {"filename": str(tmp_path / "v.ts")})
     assert part.stat().st_size == 0
+
+
+def test_new_files_are_opened_without_truncating_and_old_ones_still_are(
+    fd: HlsFD, tmp_path: Path
+) -> None:
+    """ "wb" on an absent or empty file becomes "ab" (no truncate, so ext4 does not flush it on close); a file with content is still truncated."""
+    fresh = tmp_path / "fresh-Frag1.part"
+    stream, _ = fd.sanitize_open(str(fresh), "wb")
+    assert stream.mode == "ab"
+    stream.write(b"new")
+    stream.close()
+    old = tmp_path / "old-Frag1.part"
+    old.write_bytes(b"x" * 100)
+    stream, _ = fd.sanitize_open(str(old), "wb")  # a restart of a fragment: must begin empty
+    stream.write(b"new")
+    stream.close()
+    assert (fresh.read_bytes(), old.read_bytes()) == (b"new", b"new")

@@ -27,9 +27,24 @@ def test_argv_is_safe_and_complete() -> None:
     ):
         assert flag in args
     assert args[args.index("--concurrent-fragments") + 1] == "8"
+    assert args[args.index("--use-extractors") + 1] == "twitch:vod,generic"
     assert args[args.index("--limit-rate") + 1] == "10M"
     assert args[-2:] == ["--", "https://www.twitch.tv/videos/1"]
     assert "--limit-rate" not in ytdlp.argv("u", Path("/d/1.ts"), fragments=1)
+
+
+def test_the_tee_option_comes_first_and_only_when_asked() -> None:
+    """The pipe into the remux is our own option, placed before yt-dlp's arguments (ytdlp_main strips it)."""
+    args = ytdlp.argv("u", Path("/d/1.ts"), fragments=4, tee_fd=7)
+    assert args[3:5] == [ytdlp.TEE_OPTION, "7"]
+    assert ytdlp.TEE_OPTION not in ytdlp.argv("u", Path("/d/1.ts"), fragments=4)
+
+
+def test_the_tee_complete_line_parses() -> None:
+    """Only ytdlp_main's own line, with a byte count, says the pipe carried the whole file."""
+    assert ytdlp.parse_tee_complete(ytdlp.TEE_COMPLETE + "1234") == 1234
+    assert ytdlp.parse_tee_complete(ytdlp.TEE_COMPLETE + "12x") is None
+    assert ytdlp.parse_tee_complete("[download] 100%") is None
 
 
 def test_progress_lines_parse() -> None:
@@ -98,6 +113,11 @@ def test_remux_and_probe_argv() -> None:
     assert remux[remux.index("-movflags") + 1] == "+faststart"
     assert remux[-3:] == ["-f", "mp4", "a.mp4.part"]
     assert ffmpeg.probe_argv(Path("a.mp4"))[-3:] == ["-of", "json", "a.mp4"]
+    streamed = ffmpeg.remux_argv(None, Path("a.mp4.part"))
+    assert streamed[streamed.index("-i") - 2 : streamed.index("-i") + 2] == [
+        "-f", "mpegts", "-i", "pipe:0",
+    ]  # fmt: skip
+    assert streamed[streamed.index("-movflags") + 1] == "+faststart"
 
 
 def test_probe_parsing() -> None:

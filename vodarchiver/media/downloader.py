@@ -29,6 +29,7 @@ from vodarchiver.media.ytdlp import Failure, Outcome, Progress
 _TAIL_LINES = 200
 _REMUX_TIMEOUT_S = 3600.0
 _PROBE_TIMEOUT_S = 120.0
+_PIPE_BYTES = 1 << 20  # Linux's limit for an unprivileged process (/proc/sys/fs/pipe-max-size)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Downloaded:
     size: int
     duration_s: float
     fetched_bytes: int  # what this attempt downloaded (less than `size` after a resume)
+    streamed: bool = False  # remuxed while downloading, rather than afterwards
 
 
 ProgressCallback = Callable[[Progress], Awaitable[None]]
@@ -136,6 +138,76 @@ def _ytdlp_env() -> dict[str, str]:
     return env
 
 
+class _StreamingRemux:
+    """ffmpeg remuxing from a pipe that yt-dlp writes the file into as it grows (`ytdlp_main`).
+
+    The remux of a long VOD takes seconds; done alongside the download, only its last step (the
+    index moved to the front) is left once the last fragment arrives. The TS file stays the
+    resume state: after a kill, the next attempt starts a new remux, and yt-dlp sends the
+    fragments already on disk through the pipe first. The mp4 counts only if yt-dlp says the pipe
+    carried the whole file; otherwise the downloader remuxes the file as before.
+    """
+
+    def __init__(self, proc: asyncio.subprocess.Process, fd: int, target: Path) -> None:
+        self.fd = fd  # the pipe's writing end, for yt-dlp
+        self._fd_open = True
+        self._proc = proc
+        self._target = target
+        self._output = asyncio.ensure_future(proc.communicate())
+        self._done = False
+
+    @classmethod
+    async def start(cls, target: Path, ffmpeg_path: str) -> _StreamingRemux:
+        """Start ffmpeg reading from a new pipe (it overwrites `target`)."""
+        read_fd, write_fd = os.pipe()
+        with contextlib.suppress(OSError):  # fewer wake-ups per fragment; the default is 64 KiB
+            fcntl.fcntl(write_fd, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        try:
+            proc = await process.start(
+                ffmpeg.remux_argv(None, target, ffmpeg=ffmpeg_path),
+                stdin=read_fd,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=process.MINIMAL_ENV,
+                die_with_parent=signal.SIGKILL,
+            )
+        except BaseException:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)
+        return cls(proc, write_fd, target)
+
+    def handed_over(self) -> None:
+        """yt-dlp has its copy of the writing end: ours must go, or ffmpeg never sees the end."""
+        if self._fd_open:
+            self._fd_open = False
+            os.close(self.fd)
+
+    async def finish(self) -> bool:
+        """Wait for ffmpeg to write the mp4; False if it failed (the file is then remuxed)."""
+        self.handed_over()
+        try:
+            async with asyncio.timeout(_REMUX_TIMEOUT_S):
+                await asyncio.shield(self._output)
+        except TimeoutError:
+            return False
+        self._done = self._proc.returncode == 0
+        return self._done
+
+    async def stop(self) -> None:
+        """Stop ffmpeg if it still runs; remove its output unless it finished well."""
+        self.handed_over()
+        if self._proc.returncode is None:
+            # SIGKILL at once: its output is thrown away, and on SIGTERM ffmpeg would first
+            # finish the file (a faststart pass over everything written), delaying a cancel.
+            await process.terminate(self._proc, ladder=())
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._output
+        if not self._done:
+            self._target.unlink(missing_ok=True)
+
+
 class Downloader:
     """Runs one download at a time per call; any number of calls may run concurrently."""
 
@@ -147,8 +219,10 @@ class Downloader:
         retries: int = 10,
         retry_sleep: tuple[float, float] = (1.0, 30.0),
         tools: Tools | None = None,
+        stream_remux: bool = True,
     ) -> None:
         self._fragments = fragments
+        self._stream_remux = stream_remux
         self._rate_limit = rate_limit
         self._retries = retries
         self._retry_sleep = retry_sleep
@@ -168,12 +242,13 @@ class Downloader:
                 return Downloaded(job.mp4, job.mp4.stat().st_size, verdict, 0)
             job.mp4.unlink()
         before = job.partial_bytes()
-        fetched = await self._fetch(job, on_progress)
-        if isinstance(fetched, Failure):
-            return fetched
-        remuxed = await self._remux(job)
-        if remuxed is not None:
-            return remuxed
+        streamed = await self._fetch(job, on_progress)
+        if isinstance(streamed, Failure):
+            return streamed
+        if not streamed:
+            remuxed = await self._remux(job)
+            if remuxed is not None:
+                return remuxed
         verdict = await self._verify(job, job.mp4_part)
         if not isinstance(verdict, float):
             # A file that does not check out is not resumed from: start clean next time.
@@ -183,47 +258,78 @@ class Downloader:
         size = job.mp4.stat().st_size
         fetched_bytes = max(0, job.ts.stat().st_size - before)
         _remove_all_but(job.directory, job.mp4)
-        return Downloaded(job.mp4, size, verdict, fetched_bytes)
+        return Downloaded(job.mp4, size, verdict, fetched_bytes, streamed)
 
-    async def _fetch(self, job: Job, on_progress: ProgressCallback) -> Failure | None:
-        argv = ytdlp.argv(
-            job.url, job.ts, fragments=self._fragments, rate_limit=self._rate_limit,
-            retries=self._retries, retry_sleep=self._retry_sleep, python=self._tools.python,
-        )  # fmt: skip
-        proc = await process.start(
-            argv,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            env=_ytdlp_env(),
-            die_with_parent=signal.SIGKILL,
-            cwd=str(job.directory),
-        )
-        tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
-        last: Progress | None = None
+    async def _fetch(self, job: Job, on_progress: ProgressCallback) -> Failure | bool:
+        """yt-dlp's download; True when the remux ran alongside and its mp4 is complete."""
+        remux: _StreamingRemux | None = None
+        proc: asyncio.subprocess.Process | None = None
         try:
-            assert proc.stdout is not None  # noqa: S101 - asked for a pipe just above
-            async for raw in proc.stdout:
-                line = raw.decode(errors="replace").rstrip()
-                progress = ytdlp.parse_progress(line)
-                if progress is not None:
-                    last = progress
-                    await on_progress(progress)
-                elif line:
-                    tail.append(line)
-            code = await proc.wait()
+            if self._stream_remux and not job.ts.exists():  # else only the remux is left to do
+                job.mp4_part.unlink(missing_ok=True)
+                remux = await _StreamingRemux.start(job.mp4_part, self._tools.ffmpeg)
+            argv = ytdlp.argv(
+                job.url, job.ts, fragments=self._fragments, rate_limit=self._rate_limit,
+                retries=self._retries, retry_sleep=self._retry_sleep, python=self._tools.python,
+                tee_fd=remux.fd if remux is not None else None,
+            )  # fmt: skip
+            try:
+                proc = await process.start(
+                    argv,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=_ytdlp_env(),
+                    die_with_parent=signal.SIGKILL,
+                    cwd=str(job.directory),
+                    pass_fds=(remux.fd,) if remux is not None else (),
+                )
+            finally:
+                if remux is not None:
+                    remux.handed_over()
+            teed, failure = await self._follow(proc, on_progress)
+            if failure is None and not job.ts.exists():
+                failure = Failure(Outcome.RETRY, "yt-dlp finished but wrote no file")
+            if failure is not None or remux is None:
+                return failure or False
+            if teed != job.ts.stat().st_size:  # the pipe did not carry the whole file
+                await remux.stop()
+                return False
+            return await remux.finish()
         except BaseException:
             # Cancelled (a cancel, a shutdown) or failing: yt-dlp must really stop, now.
-            await process.terminate(proc, ladder=((signal.SIGTERM, 2.0),))
+            if proc is not None:
+                await process.terminate(proc, ladder=((signal.SIGTERM, 2.0),))
             raise
-        if code != 0:
-            failure = ytdlp.classify(code, "\n".join(tail))
-            if last is not None and last.fragment_index and failure.outcome is Outcome.RETRY:
-                where = f"stopped at fragment {last.fragment_index} of {last.fragment_count}"
-                failure = Failure(failure.outcome, f"{failure.reason}; {where}")
-            return failure
-        if not job.ts.exists():
-            return Failure(Outcome.RETRY, "yt-dlp finished but wrote no file")
-        return None
+        finally:
+            if remux is not None:
+                await remux.stop()
+
+    async def _follow(
+        self, proc: asyncio.subprocess.Process, on_progress: ProgressCallback
+    ) -> tuple[int | None, Failure | None]:
+        """Read yt-dlp's output to its end: the bytes it teed, and its failure if any."""
+        tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
+        last: Progress | None = None
+        teed: int | None = None
+        assert proc.stdout is not None  # noqa: S101 - started with a pipe
+        async for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            progress = ytdlp.parse_progress(line)
+            if progress is not None:
+                last = progress
+                await on_progress(progress)
+            elif (count := ytdlp.parse_tee_complete(line)) is not None:
+                teed = count
+            elif line:
+                tail.append(line)
+        code = await proc.wait()
+        if code == 0:
+            return teed, None
+        failure = ytdlp.classify(code, "\n".join(tail))
+        if last is not None and last.fragment_index and failure.outcome is Outcome.RETRY:
+            where = f"stopped at fragment {last.fragment_index} of {last.fragment_count}"
+            failure = Failure(failure.outcome, f"{failure.reason}; {where}")
+        return teed, failure
 
     async def _remux(self, job: Job) -> Failure | None:
         job.mp4_part.unlink(missing_ok=True)

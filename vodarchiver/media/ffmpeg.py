@@ -18,11 +18,14 @@ class ProbeError(PermanentError):
     """ffprobe could not read the file as media."""
 
 
-def remux_argv(source: Path, target: Path, *, ffmpeg: str = "ffmpeg") -> list[str]:
-    """MPEG-TS to mp4, streams copied, the index moved to the front (`faststart`) for YouTube."""
+def remux_argv(source: Path | None, target: Path, *, ffmpeg: str = "ffmpeg") -> list[str]:
+    """MPEG-TS to mp4, streams copied, the index moved to the front (`faststart`) for YouTube.
+
+    `source=None` reads the MPEG-TS from standard input (a pipe fed during the download)."""
+    what = ["-f", "mpegts", "-i", "pipe:0"] if source is None else ["-i", str(source)]
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-        "-i", str(source),
+        *what,
         "-map", "0", "-c", "copy", "-dn", "-ignore_unknown",
         "-movflags", "+faststart",
         "-f", "mp4", str(target),

@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROGRESS_MARK = "VODARCHIVER-PROGRESS "
+# ytdlp_main's own option and its last line; kept here too so this module stays free of yt-dlp.
+TEE_OPTION = "--vodarchiver-tee-fd"
+TEE_COMPLETE = "VODARCHIVER-TEE-COMPLETE "
 
 
 def argv(
@@ -33,12 +36,20 @@ def argv(
     retries: int = 10,
     retry_sleep: tuple[float, float] = (1.0, 30.0),
     python: str = sys.executable,
+    tee_fd: int | None = None,
 ) -> list[str]:
-    """The command line for one download of `url` into `output` (an MPEG-TS file)."""
+    """The command line for one download of `url` into `output` (an MPEG-TS file).
+
+    With `tee_fd`, the file is also written to that descriptor as it grows (a pipe into the
+    remux; see `ytdlp_main`)."""
+    tee = [TEE_OPTION, str(tee_fd)] if tee_fd is not None else []
     args = [
-        python, "-m", "vodarchiver.media.ytdlp_main",
+        python, "-m", "vodarchiver.media.ytdlp_main", *tee,
         "--ignore-config", "--no-cache-dir", "--no-colors", "--newline", "--no-playlist",
         "--no-mtime", "--continue",
+        # Helix's URL is a twitch.tv VOD page (tests serve a bare playlist). Matching a URL
+        # against all ~1,900 extractors compiles each one's pattern: about a second of CPU.
+        "--use-extractors", "twitch:vod,generic",
         "--downloader", "m3u8:native",
         "--hls-use-mpegts", "--fixup", "never",  # ffmpeg remuxes afterwards, in one pass
         "--concurrent-fragments", str(fragments),
@@ -124,6 +135,14 @@ def parse_progress(line: str) -> Progress | None:
         fragment_count=int(count) if count is not None else None,
         finished=data.get("status") == "finished",
     )
+
+
+def parse_tee_complete(line: str) -> int | None:
+    """The byte count of ytdlp_main's line saying the pipe carried the whole file, else None."""
+    if not line.startswith(TEE_COMPLETE):
+        return None
+    count = line[len(TEE_COMPLETE) :].strip()
+    return int(count) if count.isdecimal() else None
 
 
 class Outcome(enum.StrEnum):

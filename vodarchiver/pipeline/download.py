@@ -277,6 +277,7 @@ class DownloadStage:
             "download_finished", file=str(done.path), size_bytes=done.size,
             fetched_bytes=done.fetched_bytes, duration_s=round(done.duration_s, 1),
             dl_ms=round(elapsed_s * 1000), recorded=recorded,
+            remux="during_download" if done.streamed else "after_download",
         )  # fmt: skip
 
     async def _failed(self, attempt: _Attempt, failure: Failure) -> None:
