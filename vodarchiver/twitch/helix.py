@@ -172,31 +172,26 @@ class HelixClient:
 
     async def live_streams(self, user_ids: Iterable[str]) -> dict[str, HelixStream]:
         """The current live stream of each of these channels that is live, by user id."""
-        live: dict[str, HelixStream] = {}
-        for batch in _batches(list(dict.fromkeys(user_ids)), MAX_IDS):
-            params = [("user_id", uid) for uid in batch] + [("first", str(MAX_IDS))]
-            body = await self._call("streams", "/streams", params)
-            for item in data_items(body):
-                try:
-                    stream = parse_stream(item)
-                except HelixDataError as exc:
-                    raise HelixDataError(f"a live stream entry is malformed: {exc}") from exc
-                live[stream.user_id] = stream
-        return live
+        found = await self._streams("user_id", dict.fromkeys(user_ids))
+        return {stream.user_id: stream for stream in found}
 
     async def live_streams_by_login(self, logins: Iterable[str]) -> dict[str, HelixStream]:
         """`GET /streams?user_login=`: the live stream of each of these channels that is live."""
-        live: dict[str, HelixStream] = {}
-        for batch in _batches(list(dict.fromkeys(x.lower() for x in logins)), MAX_IDS):
-            params = [("user_login", login) for login in batch] + [("first", str(MAX_IDS))]
+        found = await self._streams("user_login", dict.fromkeys(x.lower() for x in logins))
+        return {stream.user_login.lower(): stream for stream in found}
+
+    async def _streams(self, param: str, values: Iterable[str]) -> list[HelixStream]:
+        """Every live stream among these channels, 100 per request."""
+        found: list[HelixStream] = []
+        for batch in _batches(list(values), MAX_IDS):
+            params = [(param, value) for value in batch] + [("first", str(MAX_IDS))]
             body = await self._call("streams", "/streams", params)
             for item in data_items(body):
                 try:
-                    stream = parse_stream(item)
+                    found.append(parse_stream(item))
                 except HelixDataError as exc:
                     raise HelixDataError(f"a live stream entry is malformed: {exc}") from exc
-                live[stream.user_login.lower()] = stream
-        return live
+        return found
 
     # --- the one way to call Helix --------------------------------------------------------
 
