@@ -42,7 +42,8 @@ from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan
-from vodarchiver.pipeline.upload import CircuitCheck, UploadPolicy, UploadStage
+from vodarchiver.pipeline.upload import UploadPolicy, UploadStage
+from vodarchiver.pipeline.upload_shared import CircuitCheck
 from vodarchiver.supervisor import Supervisor
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.chat import ChatRecorder, Credentials
@@ -207,7 +208,7 @@ def build_uploads(
         ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe,
     )  # fmt: skip
     checks.append(auth)
-    checks.append(CircuitCheck(store, clock))
+    checks.append(CircuitCheck(store))
     log.info("uploads_enabled", workers=policy.workers, chunk_size=settings.upload_chunk_size,
              privacy=settings.youtube_privacy, token_storage=cipher.scheme)  # fmt: skip
     return UploadStage(store, publisher, auth, quota, metrics, data_dir=settings.data_dir,

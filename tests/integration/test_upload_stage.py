@@ -28,7 +28,8 @@ from vodarchiver.db.uploads import UploadStore
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan, parse_budgets, parse_costs
-from vodarchiver.pipeline.upload import CircuitCheck, UploadPolicy, UploadStage
+from vodarchiver.pipeline.upload import UploadPolicy, UploadStage
+from vodarchiver.pipeline.upload_shared import CircuitCheck
 from vodarchiver.youtube.client import YouTubeClient
 from vodarchiver.youtube.crypto import TokenCipher
 from vodarchiver.youtube.oauth import CHANNEL, PROVIDER, GoogleAuth, store_refresh_token
@@ -355,7 +356,7 @@ async def test_the_breaker_opens_after_consecutive_failures_and_a_probe_closes_i
     assert kv == {"circuit_state": "open", "circuit_failures": "3"}
     assert len(logged(log_lines, "circuit opened")) == 1
     assert flaky.metrics.circuit_open._value.get() == 1
-    assert not (await CircuitCheck(rig.store, rig.clock).check()).ok
+    assert not (await CircuitCheck(rig.store).check()).ok
     assert await flaky.stage.run_once() > 0  # open: nothing is claimed
     assert (await rig.vod("3503"))["state"] == "downloaded"
     rig.clock.now = START + timedelta(minutes=15)

@@ -43,19 +43,18 @@ from vodarchiver.errors import (
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.media import splitter
 from vodarchiver.metrics import Metrics
-from vodarchiver.models import CheckResult, UploadClaim, UploadPart, VodState
+from vodarchiver.models import UploadClaim, UploadPart, VodState
 from vodarchiver.pipeline import breaker
 from vodarchiver.pipeline.backoff import retry_delay_s
 from vodarchiver.pipeline.publish import Publisher, VideoRejected, fingerprint, part_path_inside
-from vodarchiver.pipeline.quota import QuotaPlan, next_reset, pacific_day, used_key
+from vodarchiver.pipeline.quota import QuotaPlan, next_reset
+from vodarchiver.pipeline.upload_shared import Pause, SharedState
 from vodarchiver.youtube import metadata
 from vodarchiver.youtube.oauth import GoogleAuth
 
 LEASE_S = 60.0
 IDLE_POLL_S = 5.0
 AUTH_POLL_S = 10.0
-PAUSE_KEYS = ("uploads_paused_until", "uploads_paused_reason")
-CIRCUIT_KEYS = ("circuit_state", "circuit_failures", "circuit_open_until")
 
 
 @dataclass(frozen=True)
@@ -78,14 +77,6 @@ class UploadPolicy:
     playlists: Mapping[str, str]
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
-
-
-@dataclass(frozen=True)
-class Pause:
-    """Uploads wait until `until` because of `reason` (quota, upload_limit)."""
-
-    until: datetime
-    reason: str
 
 
 class UploadStage:
@@ -117,7 +108,7 @@ class UploadStage:
         self._owner = f"{self._prefix}{os.getpid()}:{int(time.time())}:up"
         self._wake = asyncio.Event()
         self._log = get_logger("vod_upload")
-        self.pause: Pause | None = None  # as last read; for /status
+        self._shared = SharedState(store, quota, metrics, policy.circuit_cooldown)
         self._bootstrapped = False
         self._lost: set[int] = set()  # claims whose lease was taken over (row ids)
 
@@ -164,7 +155,7 @@ class UploadStage:
             self._log.warning("upload_claim_failed", reason=str(exc))
             return IDLE_POLL_S
         if claim is None:
-            await self._circuit(lambda c: breaker.on_neutral(c, self._clock()))
+            await self._shared.circuit(lambda c: breaker.on_neutral(c, self._clock()))
             return IDLE_POLL_S
         with bound_contextvars(vod_id=claim.vod_id, channel=claim.channel, corr=claim.corr):
             await self._attempt(claim, token)
@@ -177,13 +168,12 @@ class UploadStage:
         if not self._bootstrapped:  # YT_REFRESH_TOKEN, stored once the database answers
             await self._auth.bootstrap()
             self._bootstrapped = True
-        pause = await self.read_pause()
+        pause = await self._shared.read_pause()
         if pause is not None and now < pause.until:
             return min(IDLE_POLL_S * 6, max(0.5, (pause.until - now).total_seconds()))
         if pause is not None:
-            await self._store.kv_delete(list(PAUSE_KEYS))
+            await self._shared.clear_pause()
             self._log.info("uploads_resumed", after=pause.reason)
-            self.pause = None
         if self._auth.revoked is not None:
             try:
                 recovered = await self._auth.recover()
@@ -196,55 +186,8 @@ class UploadStage:
             moved = await self._store.vods_auth(waiting=False)
             self._metrics.youtube_auth_waiting.set(0)
             self._log.info("uploads_resumed", after="auth", vods=len(moved))
-        allowed = await self._circuit_allows(now)
+        allowed = await self._shared.circuit_allows(now)
         return None if allowed else IDLE_POLL_S
-
-    async def read_pause(self) -> Pause | None:
-        """The pause every replica obeys, from `kv`."""
-        kv = await self._store.kv_get_many(PAUSE_KEYS)
-        try:
-            until = datetime.fromisoformat(kv["uploads_paused_until"])
-        except (KeyError, ValueError):
-            self.pause = None
-            return None
-        self.pause = Pause(until, kv.get("uploads_paused_reason", ""))
-        return self.pause
-
-    async def _circuit_allows(self, now: datetime) -> bool:
-        allowed = False
-
-        def change(kv: dict[str, str]) -> dict[str, str] | None:
-            nonlocal allowed
-            before = breaker.Circuit.from_kv(kv)
-            allowed, after = breaker.may_start(before, now, self._policy.circuit_cooldown)
-            return after.to_kv() if after != before else None
-
-        values = await self._store.kv_transition(CIRCUIT_KEYS, change)
-        circuit = breaker.Circuit.from_kv(values)
-        self._metrics.circuit_open.set(0 if circuit.state is breaker.CircuitState.CLOSED else 1)
-        if allowed and circuit.state is breaker.CircuitState.HALF_OPEN:
-            self._log.info("circuit_half_open", probe="this upload")
-        return allowed
-
-    async def _circuit(
-        self, transition: Callable[[breaker.Circuit], breaker.Circuit]
-    ) -> tuple[breaker.Circuit, breaker.Circuit]:
-        """Apply a transition under the breaker's lock: (before, after)."""
-        seen: list[breaker.Circuit] = []
-
-        def change(kv: dict[str, str]) -> dict[str, str] | None:
-            before = breaker.Circuit.from_kv(kv)
-            seen.append(before)
-            after = transition(before)
-            return after.to_kv() if after != before else None
-
-        try:
-            values = await self._store.kv_transition(CIRCUIT_KEYS, change)
-        except DatabaseUnavailable:
-            return breaker.Circuit(), breaker.Circuit()
-        circuit = breaker.Circuit.from_kv(values)
-        self._metrics.circuit_open.set(0 if circuit.state is breaker.CircuitState.CLOSED else 1)
-        return (seen[0] if seen else circuit), circuit
 
     # --- one attempt --------------------------------------------------------------------------
 
@@ -333,7 +276,7 @@ class UploadStage:
         with contextlib.suppress(DatabaseUnavailable):
             await self._store.kv_ema("avg_upload_ms", elapsed * 1000)
             await self._store.kv_ema("avg_total_ms", total_s * 1000)
-        await self._circuit(breaker.on_success)
+        await self._shared.circuit(breaker.on_success)
         self._log.info("upload_finished", youtube_url=url, videos=videos,
                        up_ms=round(elapsed * 1000))  # fmt: skip
         if self._policy.delete_after_upload:
@@ -407,7 +350,7 @@ class UploadStage:
 
     async def _paused(self, claim: UploadClaim, token: str, exc: UploadsPaused) -> None:
         now = self._clock()
-        await self._circuit(lambda c: breaker.on_neutral(c, now))
+        await self._shared.circuit(lambda c: breaker.on_neutral(c, now))
         if isinstance(exc, YouTubeAuthRevoked):
             refused = self._auth.refused
             state = VodState.WAITING_FOR_AUTH if refused else VodState.DOWNLOADED
@@ -423,9 +366,7 @@ class UploadStage:
             until = now + self._policy.upload_limit_cooldown
         else:  # pragma: no cover - every UploadsPaused is one of the above
             until = now + timedelta(minutes=5)
-        await self._store.kv_set_many({"uploads_paused_until": until.isoformat(),
-                                       "uploads_paused_reason": exc.reason})  # fmt: skip
-        self.pause = Pause(until, exc.reason)
+        await self._shared.set_pause(Pause(until, exc.reason))
         await self._end(claim, token, VodState.DOWNLOADED, 0,
                         error=f"{exc} (uploads resume {until.isoformat()})")  # fmt: skip
         self._metrics.uploads_paused.labels(reason=exc.reason).inc()
@@ -449,7 +390,7 @@ class UploadStage:
                                        error=reason[:500], next_at=next_at)  # fmt: skip
         self._metrics.uploads_failed.inc()
         now = self._clock()
-        before, after = await self._circuit(lambda c: breaker.on_failure(
+        before, after = await self._shared.circuit(lambda c: breaker.on_failure(
             c, now, threshold=self._policy.circuit_threshold,
             cooldown=self._policy.circuit_cooldown))  # fmt: skip
         if after.state is breaker.CircuitState.OPEN and before.state is not after.state:
@@ -461,26 +402,9 @@ class UploadStage:
 
     # --- status -------------------------------------------------------------------------------
 
-    async def quota_status(self) -> dict[str, dict[str, int]]:
-        """Units used and left today in every bucket, for /status and the gauges."""
-        day = pacific_day(self._clock())
-        keys = {bucket: used_key(bucket, day) for bucket in self._quota.budgets}
-        kv = await self._store.kv_get_many(keys.values())
-        out = {}
-        for bucket, key in keys.items():
-            try:
-                used = int(kv.get(key, "0"))
-            except ValueError:
-                used = 0
-            budget = self._quota.budgets[bucket]
-            out[bucket] = {"used": used, "remaining": max(0, budget - used), "budget": budget}
-            self._metrics.youtube_quota_used.labels(bucket=bucket).set(used)
-            self._metrics.youtube_quota_remaining.labels(bucket=bucket).set(max(0, budget - used))
-        return out
-
     async def status(self) -> dict[str, Any]:
         """`/status`'s `uploads`: whether and until when they wait, quota, rejected videos."""
-        pause = await self.read_pause()
+        pause = await self._shared.read_pause()
         now = self._clock()
         waiting = pause is not None and now < pause.until
         auth = self._auth.revoked
@@ -490,24 +414,6 @@ class UploadStage:
             "paused_reason": pause.reason if waiting and pause else ("auth" if auth else None),
             "resume_at": pause.until.isoformat() if waiting and pause else None,
             "waiting_for_auth": auth,
-            "quota": await self.quota_status(),
+            "quota": await self._shared.quota_status(now),
             "rejected": [dict(row) for row in await self._store.uploads_rejected()],
         }
-
-
-class CircuitCheck:
-    """`/readyz`: the upload circuit breaker is not open."""
-
-    name = "upload_circuit"
-
-    def __init__(self, store: UploadStore, clock: Callable[[], datetime]) -> None:
-        self._store = store
-        self._clock = clock
-
-    async def check(self) -> CheckResult:
-        circuit = breaker.Circuit.from_kv(await self._store.kv_get_many(CIRCUIT_KEYS))
-        if circuit.state is breaker.CircuitState.CLOSED:
-            return CheckResult(True, f"closed ({circuit.failures} consecutive failures)")
-        until = circuit.open_until.isoformat() if circuit.open_until else "?"
-        return CheckResult(False, f"{circuit.state.value} after {circuit.failures} failed "
-                                  f"uploads; next probe at {until}")  # fmt: skip
