@@ -203,6 +203,17 @@ async def test_without_credentials_downloaded_vods_wait_and_are_published_later(
         assert body["processed"] == 1
         assert body["parts"][0]["video_id"] == google.fake.uploaded()[0].id
         assert "session_uri" not in body["parts"][0]
+        metrics = (await get(f"{base}/metrics")).text
+        assert 'youtube_quota_used{bucket="uploads"} 1.0' in metrics  # one videos.insert
+        assert 'youtube_quota_remaining{bucket="uploads"} 999.0' in metrics
+        assert 'youtube_quota_remaining{bucket="default"}' in metrics
+        assert "vod_uploads_succeeded_total 1.0" in metrics
+        assert "vod_circuit_open 0.0" in metrics
+        status = (await get(f"{base}/status")).json()
+        assert status["processed"] == 1
+        assert status["avg_upload_ms"] > 0
+        assert status["uploads"]["quota"]["uploads"] == {"used": 1, "remaining": 999,
+                                                         "budget": 1000}  # fmt: skip
     finally:
         await daemon.stop()
 

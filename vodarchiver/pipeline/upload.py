@@ -122,6 +122,7 @@ class UploadStage:
             )
             if released:
                 self._log.info("uploads_resumed_after_restart", vods=released)
+            await self._shared.quota_status(self._clock())  # the quota gauges from the start
         async with asyncio.TaskGroup() as group:
             for n in range(self._policy.workers):
                 group.create_task(self._worker(), name=f"upload-{n}")
