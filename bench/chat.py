@@ -23,13 +23,13 @@ from psycopg.types.json import Jsonb
 
 from bench.common import admin_database, drop_db
 from tests.fakes.irc import FakeIrc
-from vodarchiver.config import parse_irc_url
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.migrate import migrate
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.twitch.chat import ChatRecorder, Credentials
 from vodarchiver.twitch.irc import decode
+from vodarchiver.values import parse_irc_url
 
 RATES = [
     int(r) for r in os.environ.get("BENCH_CHAT_RATES", "10000,20000,40000,60000,80000").split(",")

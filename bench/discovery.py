@@ -24,13 +24,13 @@ from psycopg import sql
 from bench.common import admin_database, drop_db
 from tests.fakes.server import LocalServer
 from tests.fakes.twitch import FakeTwitch
-from vodarchiver.config import Secret
 from vodarchiver.db.migrate import migrate
 from vodarchiver.db.store import Store
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.helix import HelixClient
+from vodarchiver.values import Secret
 
 CHANNELS = int(os.environ.get("BENCH_CHANNELS", "10"))
 VODS = int(os.environ.get("BENCH_VODS", "1000"))

@@ -25,13 +25,13 @@ import psycopg
 import psycopg_pool
 
 from bench.common import admin_database, drop_db, open_dir
-from vodarchiver.config import Secret, parse_size
 from vodarchiver.db.migrate import migrate
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan, parse_budgets, parse_costs
 from vodarchiver.pipeline.upload import UploadPolicy, UploadStage
+from vodarchiver.values import Secret, parse_size
 from vodarchiver.youtube.client import YouTubeClient
 from vodarchiver.youtube.crypto import TokenCipher
 from vodarchiver.youtube.oauth import GoogleAuth

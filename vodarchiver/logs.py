@@ -19,7 +19,7 @@ import structlog.tracebacks
 from structlog.contextvars import bound_contextvars, merge_contextvars
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from vodarchiver.config import REDACTED
+from vodarchiver.values import REDACTED
 
 __all__ = ["bound_contextvars", "configure", "get_logger", "register_secrets"]
 

@@ -27,7 +27,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vodarchiver.chat_export import message_json
-from vodarchiver.config import HostPort
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.uploads import UploadStore
@@ -37,6 +36,7 @@ from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import CONTENT_TYPE, Metrics
 from vodarchiver.models import VodState
 from vodarchiver.pipeline.download import CancelResult
+from vodarchiver.values import HostPort
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_CORRELATION_ID = 128

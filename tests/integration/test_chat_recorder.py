@@ -13,11 +13,11 @@ import pytest
 
 from tests.conftest import logged
 from tests.fakes.irc import FakeIrc
-from vodarchiver.config import Secret, parse_irc_url
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.twitch.chat import ChatRecorder, Credentials, Timing
+from vodarchiver.values import Secret, parse_irc_url
 
 FAST = Timing(keepalive_s=5, dead_after_s=10, login_timeout_s=5, backoff_base_s=0.05,
               backoff_cap_s=0.2, login_retry_s=0.1)  # fmt: skip

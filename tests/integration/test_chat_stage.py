@@ -18,7 +18,6 @@ from tests.conftest import ManualClock, logged
 from tests.fakes.irc import FakeIrc
 from tests.fakes.server import LocalServer
 from tests.fakes.twitch import FakeTwitch, twitch_time
-from vodarchiver.config import Secret, parse_irc_url
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.store import Store
 from vodarchiver.metrics import Metrics
@@ -28,6 +27,7 @@ from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.chat import ChatRecorder, Credentials, Timing
 from vodarchiver.twitch.helix import HelixClient, RetryPolicy
+from vodarchiver.values import Secret, parse_irc_url
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=12)
 GRACE_S = 120.0

@@ -19,7 +19,6 @@ import pytest
 from tests.conftest import ManualClock, logged
 from tests.fakes.server import LocalServer
 from tests.fakes.twitch import FakeTwitch
-from vodarchiver.config import Secret
 from vodarchiver.db.store import Store
 from vodarchiver.errors import HelixRequestError, HelixUnavailable
 from vodarchiver.metrics import Metrics
@@ -27,6 +26,7 @@ from vodarchiver.models import ChannelRecord, PassResult
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.helix import HelixClient, RetryPolicy
+from vodarchiver.values import Secret
 
 
 @dataclass

@@ -23,13 +23,13 @@ from tests.conftest import ManualClock, logged
 from tests.fakes.server import LocalServer
 from tests.fakes.youtube import FakeGoogle
 from tests.media import make_long_mp4
-from vodarchiver.config import Secret
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan, parse_budgets, parse_costs
 from vodarchiver.pipeline.upload import UploadPolicy, UploadStage
 from vodarchiver.pipeline.upload_shared import CircuitCheck
+from vodarchiver.values import Secret
 from vodarchiver.youtube.client import YouTubeClient
 from vodarchiver.youtube.crypto import TokenCipher
 from vodarchiver.youtube.oauth import CHANNEL, PROVIDER, GoogleAuth, store_refresh_token

@@ -6,18 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from vodarchiver.config import (
+from vodarchiver.config import VARIABLES, Settings, load_settings
+from vodarchiver.errors import ConfigError
+from vodarchiver.values import (
     REDACTED,
-    VARIABLES,
     HostPort,
     Secret,
-    Settings,
-    load_settings,
     parse_database_url,
     parse_duration,
     parse_host_port,
 )
-from vodarchiver.errors import ConfigError
 
 
 def load(**env: str) -> Settings:

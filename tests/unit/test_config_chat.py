@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from vodarchiver.config import REDACTED, Settings, load_settings, parse_irc_url
+from vodarchiver.config import Settings, load_settings
 from vodarchiver.errors import ConfigError
+from vodarchiver.values import REDACTED, parse_irc_url
 
 
 def load(**env: str) -> Settings:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import httpx
 
-from vodarchiver.config import Secret
 from vodarchiver.errors import HelixUnavailable, TwitchCredentialsError
 from vodarchiver.logs import get_logger, redact
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
+from vodarchiver.values import Secret
 
 # Renew this long before Twitch says the token expires (app tokens last about two months).
 _RENEW_MARGIN_S = 600.0

@@ -22,13 +22,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from vodarchiver.config import IrcEndpoint, Secret
 from vodarchiver.errors import ChatLinkLost, ChatLoginFailed
 from vodarchiver.logs import get_logger, register_secrets
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.backoff import backoff_s
 from vodarchiver.twitch.irc import ChatEvent, IrcMessage, decode, excerpt
 from vodarchiver.twitch.irc_link import Link, open_link
+from vodarchiver.values import IrcEndpoint, Secret
 
 KEEPALIVE_S = 30.0
 DEAD_AFTER_S = 60.0

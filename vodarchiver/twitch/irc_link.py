@@ -18,9 +18,9 @@ from typing import Protocol
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from vodarchiver.config import IrcEndpoint
 from vodarchiver.errors import ChatLinkLost
 from vodarchiver.twitch.irc import MAX_LINE_BYTES
+from vodarchiver.values import IrcEndpoint
 
 READ_BYTES = 256 * 1024
 # websockets logs every frame at debug level, PASS and its token included: never below info.

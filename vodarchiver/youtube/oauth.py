@@ -22,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from vodarchiver.config import Secret
 from vodarchiver.db.uploads import TokenRow, UploadStore
 from vodarchiver.errors import (
     DatabaseUnavailable,
@@ -32,6 +31,7 @@ from vodarchiver.errors import (
 from vodarchiver.logs import get_logger
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
+from vodarchiver.values import Secret
 from vodarchiver.youtube.client import error_reason
 from vodarchiver.youtube.crypto import TokenCipher, TokenSealError
 
