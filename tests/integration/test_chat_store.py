@@ -25,13 +25,13 @@ def ms(when: datetime) -> int:
 def message(msg_id: str, at: datetime, *, channel: str = "alice", text: str = "hi") -> ChatEvent:
     """A PRIVMSG event sent at `at`."""
     return ChatEvent(msg_id, "PRIVMSG", channel, ms(at), "1", "bob", "Bob", text, False, None,
-                     "#FF0000", None, None, {"id": msg_id})  # fmt: skip
+                     "#FF0000", None, None, f"id={msg_id}")  # fmt: skip
 
 
 def deletion(target: str, at: datetime) -> ChatEvent:
     """A CLEARMSG event deleting `target`."""
     return ChatEvent(f"clearmsg:{target}", "CLEARMSG", "alice", ms(at), None, "bob", None, "x",
-                     False, None, None, None, target, {"target-msg-id": target})  # fmt: skip
+                     False, None, None, None, target, f"target-msg-id={target}")  # fmt: skip
 
 
 @pytest.fixture
