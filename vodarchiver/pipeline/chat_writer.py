@@ -1,4 +1,4 @@
-"""Writes chat to PostgreSQL in batches: at least every CHAT_FLUSH_INTERVAL, or sooner when full.
+"""Writes chat to PostgreSQL in batches: at least every CHAT_FLUSH_INTERVAL, sooner when busy.
 
 Recorders call `add()` (synchronous, cheap) for every event; one writer task commits what has
 accumulated in one transaction (`ChatStore.write`). A message waits at most one flush interval
@@ -26,6 +26,10 @@ from vodarchiver.twitch.irc import ChatEvent
 
 RECENT_IDS = 200_000
 MAX_BATCH = 10_000
+# A batch this big is written at once, without waiting for the interval: on a busy channel the
+# writer then commits back to back (each batch what arrived during the last write), so lag stays
+# near one write rather than interval + write; a quiet one still commits once an interval.
+EARLY_BATCH = 2_000
 MAX_BUFFERED = 2_000_000
 RETRY_S = 1.0
 
@@ -46,6 +50,7 @@ class ChatWriter:
         self._metrics = metrics
         self._interval = flush_interval_s
         self._max_batch = max_batch
+        self._early = min(EARLY_BATCH, max_batch)
         self._clock = clock
         self._pending: list[ChatRow] = []
         self._received: list[float] = []  # when each pending event arrived
@@ -72,7 +77,7 @@ class ChatWriter:
             return
         self._received.append(self._clock())
         self._pending.append(ChatRow(event, stream_id))
-        if len(self._pending) >= self._max_batch:
+        if len(self._pending) >= self._early:
             self._full.set()
 
     @property
@@ -90,7 +95,7 @@ class ChatWriter:
                 wait = self._interval
                 if self._received:
                     wait -= self._clock() - self._received[0]
-                if wait > 0 and len(self._pending) < self._max_batch:
+                if wait > 0 and len(self._pending) < self._early:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(wait):
                             await self._full.wait()
