@@ -1,9 +1,10 @@
 """A VOD's chat as JSON, NDJSON, SRT or ASS. Pure: rows in, text out.
 
 Rows are `ChatStore.page` rows (offset order). JSON and NDJSON keep everything, deleted messages
-included (marked `deleted`), with badges and emotes parsed from the raw tags. The subtitle
-formats show what a viewer saw: messages and USERNOTICEs, not deleted ones, each timed to its
-offset into the VOD and shown for `SHOW_MS`.
+included (marked `deleted`), with badges and emotes parsed from the raw tags (`raw_tags`, the
+IRCv3 text as received; rows stored before migration 0006 have a `tags` object instead). The
+subtitle formats show what a viewer saw: messages and USERNOTICEs, not deleted ones, each timed
+to its offset into the VOD and shown for `SHOW_MS`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,24 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from vodarchiver.twitch.irc import parse_badges, parse_emotes
+from vodarchiver.twitch.irc import parse_badges, parse_emotes, parse_tags
 
 FORMATS = ("json", "ndjson", "srt", "ass")
 SHOW_MS = 5_000
 _VISIBLE = frozenset({"PRIVMSG", "USERNOTICE"})
 
 
+def row_tags(row: Mapping[str, Any]) -> dict[str, str]:
+    """A stored row's tags: its `raw_tags` parsed, or the `tags` object of an older row."""
+    raw = row.get("raw_tags")
+    if raw is not None:
+        return parse_tags(str(raw))
+    return dict(row.get("tags") or {})
+
+
 def message_json(row: Mapping[str, Any]) -> dict[str, Any]:
     """One stored chat row as the API and the JSON export show it."""
-    tags: dict[str, str] = row.get("tags") or {}
+    tags = row_tags(row)
     text = str(row.get("message") or "")
     return {
         "id": row["msg_id"],
@@ -64,7 +73,7 @@ def line_text(row: Mapping[str, Any]) -> str:
     name = row.get("display_name") or row.get("username") or "?"
     text = str(row.get("message") or "")
     if row["kind"] == "USERNOTICE":
-        system = (row.get("tags") or {}).get("system-msg", "")
+        system = row_tags(row).get("system-msg", "")
         text = f"{system} {text}".strip()
         return " ".join(text.split())
     line = f"* {name} {text}" if row.get("is_action") else f"{name}: {text}"

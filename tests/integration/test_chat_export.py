@@ -30,7 +30,7 @@ async def seed(db_url: str, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None
     chat = ChatStore(pool)
     await chat.stream_open("s1", "alice", T0)
     events = [ChatEvent(f"m{i}", "PRIVMSG", "alice", int((T0 + timedelta(seconds=i)).timestamp() * 1000),
-                        "1", "bob", "Bob", f"line {i}", False, None, None, None, None, {"emotes": ""})
+                        "1", "bob", "Bob", f"line {i}", False, None, None, None, None, "emotes=")
               for i in range(7)]  # fmt: skip
     await chat.write([ChatRow(e, "s1") for e in events])
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:

@@ -25,13 +25,13 @@ def ms(when: datetime) -> int:
 def message(msg_id: str, at: datetime, *, channel: str = "alice", text: str = "hi") -> ChatEvent:
     """A PRIVMSG event sent at `at`."""
     return ChatEvent(msg_id, "PRIVMSG", channel, ms(at), "1", "bob", "Bob", text, False, None,
-                     "#FF0000", None, None, {"id": msg_id})  # fmt: skip
+                     "#FF0000", None, None, f"id={msg_id}")  # fmt: skip
 
 
 def deletion(target: str, at: datetime) -> ChatEvent:
     """A CLEARMSG event deleting `target`."""
     return ChatEvent(f"clearmsg:{target}", "CLEARMSG", "alice", ms(at), None, "bob", None, "x",
-                     False, None, None, None, target, {"target-msg-id": target})  # fmt: skip
+                     False, None, None, None, target, f"target-msg-id={target}")  # fmt: skip
 
 
 @pytest.fixture
@@ -152,3 +152,32 @@ async def test_orphans_attach_by_time_and_vods_without_stream_id_match_by_start(
     (candidate,) = await chat.reconcile_candidates(window_s=60)
     assert candidate.vod_row_id == vod_row
     assert await chat.reconcile_candidates(window_s=10) == []
+
+
+async def test_direct_and_staged_writes_store_the_same_rows(
+    pool: psycopg_pool.AsyncConnectionPool[Any], db_url: str
+) -> None:
+    """A batch of new ids (COPYed straight in) and one replaying an id (staged) store alike."""
+    chat = ChatStore(pool)
+    await chat.stream_open("s1", "alice", T0)
+    await chat.write([ChatRow(message("m0", T0), "s1")])
+    vod_row = await add_vod(db_url, "v1", "s1", T0 - timedelta(seconds=3))
+    assert await chat.reconcile("s1", vod_row, 3_000) == 1
+    sent = T0 + timedelta(seconds=10, milliseconds=675)
+    tagged = ChatEvent("d1", "PRIVMSG", "alice", ms(sent), "1", "bob", "Bob", "hi", True, 100,
+                       "#FF0000", "p1", None, r"id=d1;system-msg=a\sb")  # fmt: skip
+    direct = await chat.write([ChatRow(tagged, "s1"), ChatRow(message("d2", sent), "nostream")])
+    staged_event = ChatEvent("s1m", *[getattr(tagged, f) for f in (
+        "kind", "channel", "sent_at_ms", "user_id", "login", "display_name", "text", "action",
+        "bits", "color", "reply_parent_id", "target_msg_id", "raw_tags")])  # fmt: skip
+    staged = await chat.write([ChatRow(message("d1", sent), "s1"), ChatRow(staged_event, "s1"),
+                               ChatRow(message("s2m", sent), "nostream")])  # fmt: skip
+    assert (direct.inserted, staged.inserted) == ({"alice": 2}, {"alice": 2})
+    found = await rows(db_url, "SELECT msg_id, vod_id, offset_ms, sent_at, raw_tags, is_action, "
+                       "bits, color, reply_parent_msg_id, stream_id FROM chat_messages "
+                       "WHERE msg_id IN ('d1', 's1m', 'd2', 's2m') ORDER BY msg_id")  # fmt: skip
+    by_id = {r[0]: r[1:] for r in found}
+    assert by_id["d1"] == by_id["s1m"] == (vod_row, 13_675, sent, r"id=d1;system-msg=a\sb", True,
+                                           100, "#FF0000", "p1", "s1")  # fmt: skip
+    assert by_id["d2"][:2] == by_id["s2m"][:2] == (None, None)
+    assert by_id["d2"][2] == by_id["s2m"][2] == sent

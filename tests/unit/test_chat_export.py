@@ -63,3 +63,14 @@ def test_json_keeps_deleted_messages_and_parses_tags() -> None:
     notice = row("n", 0, kind="USERNOTICE", message="yay", tags={"system-msg": "Bob subscribed"})
     assert line_text(notice) == "Bob subscribed yay"
     assert message_json(notice)["system_msg"] == "Bob subscribed"
+
+
+def test_raw_tags_are_parsed_and_win_over_the_older_tags_object() -> None:
+    """Rows since migration 0006 carry the IRCv3 tag text; it is unescaped and read the same."""
+    raw = r"badges=moderator/1;emotes=25:0-4;system-msg=Bob\ssubscribed"
+    notice = row("n", 0, kind="USERNOTICE", message="yay", tags={}, raw_tags=raw)
+    doc = message_json(notice)
+    assert doc["badges"] == [{"name": "moderator", "version": "1"}]
+    assert doc["emotes"] == []  # "yay" has no code point 4
+    assert doc["system_msg"] == "Bob subscribed"
+    assert line_text(notice) == "Bob subscribed yay"

@@ -463,7 +463,11 @@ WHERE v.twitch_vod_id = %(id)s ORDER BY u.part;
 -- name: chat_streams_lock
 -- Taken by a chat write before it reads the placeholders it writes to: a reconciliation waits
 -- for the write to commit, and a write that starts during one sees its result.
-SELECT stream_id FROM chat_streams WHERE stream_id = ANY(%(ids)s) ORDER BY stream_id FOR SHARE;
+-- Returns what the batch's rows need from each stream: its VOD (once reconciled), its start in
+-- Unix ms (the same rounding as `chat_insert`), and the reconciliation shift.
+SELECT stream_id, vod_id, (extract(epoch FROM started_at) * 1000)::bigint AS started_ms,
+       COALESCE(shift_ms, 0) AS shift_ms
+FROM chat_streams WHERE stream_id = ANY(%(ids)s) ORDER BY stream_id FOR SHARE;
 
 -- name: chat_quiet
 -- The staging table is created once per connection; its "already exists" notice is noise.
@@ -473,13 +477,21 @@ SET LOCAL client_min_messages = warning;
 -- Per-connection staging for COPY (COPY cannot skip duplicates; the INSERT below does).
 CREATE TEMP TABLE IF NOT EXISTS chat_in (
     msg_id text, channel text, kind text, user_id text, username text, display_name text,
-    message text, sent_ms bigint, tags jsonb, stream_id text, color text, is_action boolean,
+    message text, sent_ms bigint, raw_tags text, stream_id text, color text, is_action boolean,
     bits integer, reply_parent_msg_id text
 ) ON COMMIT DELETE ROWS;
 
 -- name: chat_copy
-COPY chat_in (msg_id, channel, kind, user_id, username, display_name, message, sent_ms, tags,
+COPY chat_in (msg_id, channel, kind, user_id, username, display_name, message, sent_ms, raw_tags,
               stream_id, color, is_action, bits, reply_parent_msg_id) FROM STDIN;
+
+-- name: chat_copy_direct
+-- A batch whose ids are all new goes straight into the table (binary COPY, offsets computed by
+-- the writer from `chat_streams_lock`): no staging, no second pass. A duplicate id fails it, and
+-- the batch goes through chat_in and `chat_insert` instead.
+COPY chat_messages (msg_id, vod_id, channel, kind, user_id, username, display_name, message,
+                    sent_at, offset_ms, raw_tags, stream_id, color, is_action, bits,
+                    reply_parent_msg_id) FROM STDIN (FORMAT BINARY);
 
 -- name: chat_insert
 -- The staged batch into chat_messages. Twitch's id is the key, so a line replayed after a
@@ -489,13 +501,13 @@ COPY chat_in (msg_id, channel, kind, user_id, username, display_name, message, s
 WITH inserted AS (
 INSERT INTO chat_messages (
     msg_id, vod_id, channel, kind, user_id, username, display_name, message, sent_at, offset_ms,
-    tags, stream_id, color, is_action, bits, reply_parent_msg_id)
+    raw_tags, stream_id, color, is_action, bits, reply_parent_msg_id)
 SELECT i.msg_id, s.vod_id, i.channel, i.kind, i.user_id, i.username, i.display_name, i.message,
        to_timestamp(i.sent_ms / 1000.0),
        CASE WHEN s.stream_id IS NULL THEN NULL
             ELSE i.sent_ms - (extract(epoch FROM s.started_at) * 1000)::bigint
                  + COALESCE(s.shift_ms, 0) END,
-       i.tags, i.stream_id, i.color, i.is_action, i.bits, i.reply_parent_msg_id
+       i.raw_tags, i.stream_id, i.color, i.is_action, i.bits, i.reply_parent_msg_id
 FROM chat_in i LEFT JOIN chat_streams s ON s.stream_id = i.stream_id
 ON CONFLICT (msg_id) DO NOTHING
 RETURNING channel
@@ -570,7 +582,8 @@ ORDER BY started_at;
 -- One page of a VOD's chat in order of offset, from `from_ms` (inclusive) to `to_ms` (exclusive),
 -- after the (offset, id) of the previous page's last message.
 SELECT m.msg_id, m.kind, m.user_id, m.username, m.display_name, m.message, m.sent_at,
-       m.offset_ms, m.deleted, m.color, m.is_action, m.bits, m.reply_parent_msg_id, m.tags
+       m.offset_ms, m.deleted, m.color, m.is_action, m.bits, m.reply_parent_msg_id, m.tags,
+       m.raw_tags
 FROM chat_messages m JOIN vods v ON v.id = m.vod_id
 WHERE v.twitch_vod_id = %(vod_id)s
   AND m.offset_ms >= %(from_ms)s AND m.offset_ms < %(to_ms)s

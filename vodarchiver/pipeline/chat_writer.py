@@ -1,10 +1,11 @@
-"""Writes chat to PostgreSQL in batches: at least every CHAT_FLUSH_INTERVAL, or sooner when full.
+"""Writes chat to PostgreSQL in batches: at least every CHAT_FLUSH_INTERVAL, sooner when busy.
 
 Recorders call `add()` (synchronous, cheap) for every event; one writer task commits what has
 accumulated in one transaction (`ChatStore.write`). A message waits at most one flush interval
-(500 ms by default), so a SIGKILL loses at most that. Repeats are dropped twice: here, against
-the ids of the last `RECENT_IDS` events (the overlap of a RECONNECT costs no database work), and
-by the table's key (after a restart). While PostgreSQL is away the batch is kept and retried, up
+(500 ms by default, counted from its arrival) before its write starts, so a SIGKILL loses at most
+that and the write in progress. Repeats are dropped twice: here, against the ids of the last
+`RECENT_IDS` events (the overlap of a RECONNECT costs no database work), and by the table's key
+(after a restart). While PostgreSQL is away the batch is kept and retried, up
 to `MAX_BUFFERED` events; a batch PostgreSQL refuses is split until the bad event is found and
 dropped alone. `chat_write_lag_seconds` is the age of a batch's oldest event at its commit.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Callable
 
 from vodarchiver.db.chat_store import ChatRow, ChatStore
@@ -25,6 +26,10 @@ from vodarchiver.twitch.irc import ChatEvent
 
 RECENT_IDS = 200_000
 MAX_BATCH = 10_000
+# A batch this big is written at once, without waiting for the interval: on a busy channel the
+# writer then commits back to back (each batch what arrived during the last write), so lag stays
+# near one write rather than interval + write; a quiet one still commits once an interval.
+EARLY_BATCH = 2_000
 MAX_BUFFERED = 2_000_000
 RETRY_S = 1.0
 
@@ -45,29 +50,34 @@ class ChatWriter:
         self._metrics = metrics
         self._interval = flush_interval_s
         self._max_batch = max_batch
+        self._early = min(EARLY_BATCH, max_batch)
         self._clock = clock
         self._pending: list[ChatRow] = []
         self._received: list[float] = []  # when each pending event arrived
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent: set[str] = set()
+        self._recent_order: deque[str] = deque()  # the same ids, oldest first
         self._full = asyncio.Event()
         self._log = get_logger("chat_writer")
         self.written = 0  # events committed (new rows), for tests and the benchmark
         self.last_lag_s = 0.0
+        self.worst_lag_s = 0.0  # the highest lag since the benchmark last set it to 0
         self.committed = asyncio.Condition()
 
     def add(self, event: ChatEvent, stream_id: str | None) -> None:
         """Queue an event for the next batch, unless it was seen recently."""
-        if event.msg_id in self._recent:
+        msg_id = event.msg_id
+        if msg_id in self._recent:
             return
-        self._recent[event.msg_id] = None
-        if len(self._recent) > RECENT_IDS:
-            self._recent.popitem(last=False)
+        self._recent.add(msg_id)
+        self._recent_order.append(msg_id)
+        if len(self._recent_order) > RECENT_IDS:
+            self._recent.discard(self._recent_order.popleft())
         if len(self._pending) >= MAX_BUFFERED:
             self._log.error("chat_buffer_full", dropped_msg_id=event.msg_id)
             return
         self._received.append(self._clock())
         self._pending.append(ChatRow(event, stream_id))
-        if len(self._pending) >= self._max_batch:
+        if len(self._pending) >= self._early:
             self._full.set()
 
     @property
@@ -79,9 +89,16 @@ class ChatWriter:
         """Flush every interval (or when a batch is full) until cancelled; then flush once more."""
         try:
             while True:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._interval):
-                        await self._full.wait()
+                # The interval runs from the oldest waiting event's arrival, not from the end of
+                # the last write: under load a write takes a good part of it, and counting it
+                # again would make an event wait up to interval + two writes.
+                wait = self._interval
+                if self._received:
+                    wait -= self._clock() - self._received[0]
+                if wait > 0 and len(self._pending) < self._early:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await self._full.wait()
                 await self.flush()
         finally:
             if self._pending:
@@ -105,6 +122,7 @@ class ChatWriter:
             del self._pending[: len(batch)]
             del self._received[: len(batch)]
             self.last_lag_s = self._clock() - oldest
+            self.worst_lag_s = max(self.worst_lag_s, self.last_lag_s)
             self._metrics.chat_write_lag.set(self.last_lag_s)
             async with self.committed:
                 self.committed.notify_all()

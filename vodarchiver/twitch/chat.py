@@ -244,7 +244,7 @@ class ChatRecorder:
                 elif command == "RECONNECT":
                     reconnect.set()
                 elif command == "NOTICE":
-                    self._log.info("chat_notice", msg_id=message.tags.get("msg-id"),
+                    self._log.info("chat_notice", msg_id=message.tag("msg-id"),
                                    text=message.trailing[:200])  # fmt: skip
 
     def _on_line(self, line: str) -> IrcMessage | None:
