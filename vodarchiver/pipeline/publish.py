@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -335,11 +334,3 @@ class Publisher:
 class _Expired(Exception):
     def __init__(self, sent: int) -> None:
         self.sent = sent
-
-
-def part_path_inside(path: Path, root: Path) -> bool:
-    """Whether a file lies under DATA_DIR (so deleting its directory is safe)."""
-    try:
-        return os.path.commonpath([path.resolve(), root.resolve()]) == str(root.resolve())
-    except ValueError:
-        return False

@@ -36,7 +36,6 @@ from vodarchiver.errors import (
     PermanentError,
     QuotaExhausted,
     TransientError,
-    UploadLimitReached,
     UploadsPaused,
     YouTubeAuthRevoked,
 )
@@ -46,7 +45,7 @@ from vodarchiver.metrics import Metrics
 from vodarchiver.models import UploadClaim, UploadPart, VodState
 from vodarchiver.pipeline import breaker
 from vodarchiver.pipeline.backoff import retry_delay_s
-from vodarchiver.pipeline.publish import Publisher, VideoRejected, fingerprint, part_path_inside
+from vodarchiver.pipeline.publish import Publisher, VideoRejected, fingerprint
 from vodarchiver.pipeline.quota import QuotaPlan, next_reset
 from vodarchiver.pipeline.upload_shared import Pause, SharedState
 from vodarchiver.youtube import metadata
@@ -99,14 +98,12 @@ class UploadStage:
         self._lease_s = lease_s
         self._publisher = publisher
         self._auth = auth
-        self._quota = quota
         self._metrics = metrics
         self._data_dir = data_dir.resolve()
         self._policy = policy
         self._clock = clock
         self._prefix = f"{socket.gethostname()}:{self._data_dir}:"
         self._owner = f"{self._prefix}{os.getpid()}:{int(time.time())}:up"
-        self._wake = asyncio.Event()
         self._log = get_logger("vod_upload")
         self._shared = SharedState(store, quota, metrics, policy.circuit_cooldown)
         self._bootstrapped = False
@@ -127,18 +124,11 @@ class UploadStage:
             for n in range(self._policy.workers):
                 group.create_task(self._worker(), name=f"upload-{n}")
 
-    def wake(self) -> None:
-        """Look for work now (a download finished)."""
-        self._wake.set()
-
     async def _worker(self) -> None:
         while True:
             wait = await self.run_once()
             if wait > 0:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(wait):
-                        await self._wake.wait()
+                await asyncio.sleep(wait)
 
     async def run_once(self) -> float:
         """Pass the gates, claim one VOD and make one attempt; seconds to wait before the next."""
@@ -147,7 +137,7 @@ class UploadStage:
         try:
             with contextlib.suppress(DatabaseUnavailable):
                 await self._store.kv_set("last_process_run", now.isoformat())
-            wait = await self._gates(now)
+            wait, probe = await self._gates(now)
             if wait is not None:
                 return wait
             token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
@@ -156,7 +146,8 @@ class UploadStage:
             self._log.warning("upload_claim_failed", reason=str(exc))
             return IDLE_POLL_S
         if claim is None:
-            await self._shared.circuit(lambda c: breaker.on_neutral(c, self._clock()))
+            if probe:  # nothing to probe with: let the next upload be the probe
+                await self._shared.circuit(lambda c: breaker.on_neutral(c, self._clock()))
             return IDLE_POLL_S
         with bound_contextvars(vod_id=claim.vod_id, channel=claim.channel, corr=claim.corr):
             await self._attempt(claim, token)
@@ -164,14 +155,14 @@ class UploadStage:
 
     # --- gates --------------------------------------------------------------------------------
 
-    async def _gates(self, now: datetime) -> float | None:
-        """None when an upload may start now; otherwise how long to wait."""
+    async def _gates(self, now: datetime) -> tuple[float | None, bool]:
+        """(None when an upload may start now, else how long to wait; whether it is the probe)."""
         if not self._bootstrapped:  # YT_REFRESH_TOKEN, stored once the database answers
             await self._auth.bootstrap()
             self._bootstrapped = True
         pause = await self._shared.read_pause()
         if pause is not None and now < pause.until:
-            return min(IDLE_POLL_S * 6, max(0.5, (pause.until - now).total_seconds()))
+            return min(IDLE_POLL_S * 6, max(0.5, (pause.until - now).total_seconds())), False
         if pause is not None:
             await self._shared.clear_pause()
             self._log.info("uploads_resumed", after=pause.reason)
@@ -179,16 +170,16 @@ class UploadStage:
             try:
                 recovered = await self._auth.recover()
             except TransientError:
-                return AUTH_POLL_S
+                return AUTH_POLL_S, False
             if not recovered:
                 if self._auth.refused:
                     await self._store.vods_auth(waiting=True)
-                return AUTH_POLL_S
+                return AUTH_POLL_S, False
             moved = await self._store.vods_auth(waiting=False)
             self._metrics.youtube_auth_waiting.set(0)
             self._log.info("uploads_resumed", after="auth", vods=len(moved))
-        allowed = await self._shared.circuit_allows(now)
-        return None if allowed else IDLE_POLL_S
+        allowed, probe = await self._shared.circuit_allows(now)
+        return (None if allowed else IDLE_POLL_S), probe
 
     # --- one attempt --------------------------------------------------------------------------
 
@@ -328,7 +319,7 @@ class UploadStage:
 
     async def _delete_files(self, claim: UploadClaim) -> None:
         directory = claim.file_path.parent
-        if not part_path_inside(directory, self._data_dir) or directory == self._data_dir:
+        if not directory.resolve().is_relative_to(self._data_dir) or directory == self._data_dir:
             self._log.warning("upload_files_kept", why="outside DATA_DIR", path=str(directory))
             return
         await asyncio.to_thread(shutil.rmtree, directory, True)
@@ -361,12 +352,9 @@ class UploadStage:
                 self._metrics.youtube_auth_waiting.set(1)
             self._log.warning("uploads_waiting_for_auth", reason=str(exc))
             return
-        if isinstance(exc, QuotaExhausted):
-            until = next_reset(now)
-        elif isinstance(exc, UploadLimitReached):
-            until = now + self._policy.upload_limit_cooldown
-        else:  # pragma: no cover - every UploadsPaused is one of the above
-            until = now + timedelta(minutes=5)
+        # Quota resets at Pacific midnight; the other pause is uploadLimitExceeded's cooldown.
+        quota = isinstance(exc, QuotaExhausted)
+        until = next_reset(now) if quota else now + self._policy.upload_limit_cooldown
         await self._shared.set_pause(Pause(until, exc.reason))
         await self._end(claim, token, VodState.DOWNLOADED, 0,
                         error=f"{exc} (uploads resume {until.isoformat()})")  # fmt: skip

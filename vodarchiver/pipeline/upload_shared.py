@@ -67,8 +67,8 @@ class SharedState:
 
     # --- the breaker --------------------------------------------------------------------------
 
-    async def circuit_allows(self, now: datetime) -> bool:
-        """Whether an upload may start now; the first to ask after the cooldown is the probe."""
+    async def circuit_allows(self, now: datetime) -> tuple[bool, bool]:
+        """(whether an upload may start now, whether this caller took the half-open probe)."""
         allowed = False
 
         def change(kv: dict[str, str]) -> dict[str, str] | None:
@@ -80,9 +80,10 @@ class SharedState:
         values = await self._store.kv_transition(CIRCUIT_KEYS, change)
         circuit = breaker.Circuit.from_kv(values)
         self._gauge(circuit)
-        if allowed and circuit.state is breaker.CircuitState.HALF_OPEN:
+        probe = allowed and circuit.state is breaker.CircuitState.HALF_OPEN
+        if probe:
             self._log.info("circuit_half_open", probe="this upload")
-        return allowed
+        return allowed, probe
 
     async def circuit(
         self, transition: Callable[[breaker.Circuit], breaker.Circuit]

@@ -121,29 +121,27 @@ class YouTubeClient:
         self._api = api_url.rstrip("/")
 
     async def _send(
-        self, method: str, url: str, *, what: str, retry_401: bool = True, **kwargs: Any
-    ) -> httpx.Response:
+        self, method: str, url: str, *, what: str, retry_401: bool = True,
+        headers: dict[str, str] | None = None, **kwargs: Any,
+    ) -> httpx.Response:  # fmt: skip
         """One authorised request; a 401 gets a fresh access token and exactly one retry.
 
         A request whose body is a stream cannot be sent twice (`retry_401=False`): its 401 drops
         the token and raises YouTubeUnavailable, and the upload resumes from what YouTube holds.
         """
-        for attempt in (1, 2) if retry_401 else (2,):
+        for _ in range(2 if retry_401 else 1):
             token = await self._tokens.access_token()
-            headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {token}"}
             try:
-                answer = await self._http.request(method, url, headers=headers, **kwargs)
+                answer = await self._http.request(
+                    method, url, headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                    **kwargs,
+                )  # fmt: skip
             except httpx.HTTPError as exc:
                 raise YouTubeUnavailable(f"{what}: {exc.__class__.__name__}") from exc
-            if answer.status_code == 401:
-                self._tokens.invalidate(token)
-            if answer.status_code == 401 and attempt == 1:
-                kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
-                continue
-            if answer.status_code == 401:
-                raise YouTubeUnavailable(f"{what}: HTTP 401 even with a fresh access token")
-            return answer
-        raise AssertionError("unreachable")  # pragma: no cover
+            if answer.status_code != 401:
+                return answer
+            self._tokens.invalidate(token)
+        raise YouTubeUnavailable(f"{what}: HTTP 401, the access token was refused")
 
     async def create_session(self, resource: dict[str, Any], size: int) -> str:
         """Open a resumable session for `size` bytes; its URI."""
@@ -162,7 +160,7 @@ class YouTubeClient:
 
     async def query(self, session_uri: str, total: int) -> SessionStatus:
         """How much of the upload YouTube holds (or the video, when it is complete)."""
-        answer = await self._put(session_uri, total, headers={
+        answer = await self._send("PUT", session_uri, what="upload", headers={
             "Content-Length": "0", "Content-Range": f"bytes */{total}"})  # fmt: skip
         return self._status(answer, what="upload status query")
 
@@ -172,17 +170,10 @@ class YouTubeClient:
         headers = {"Content-Length": str(end - start),
                    "Content-Range": f"bytes {start}-{end - 1}/{total}",
                    "Content-Type": "application/octet-stream"}  # fmt: skip
-        answer = await self._put(session_uri, total, headers=headers, retry_401=False,
-                                 content=_file_range(path, start, end))  # fmt: skip
+        body = _file_range(path, start, end)
+        answer = await self._send("PUT", session_uri, what="upload", headers=headers,
+                                  retry_401=False, content=body)  # fmt: skip
         return self._status(answer, what="upload chunk")
-
-    async def _put(self, session_uri: str, total: int, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._send("PUT", session_uri, what="upload", **kwargs)
-        except YouTubeUnavailable:
-            raise
-        except httpx.HTTPError as exc:  # pragma: no cover - _send translates these
-            raise YouTubeUnavailable(f"upload: {exc.__class__.__name__}") from exc
 
     def _status(self, answer: httpx.Response, *, what: str) -> SessionStatus:
         if answer.status_code in (404, 410):

@@ -19,6 +19,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import NoReturn
 
 import httpx
 
@@ -206,7 +207,6 @@ class GoogleAuth:
         if row is None:
             self._pause(0, "no YouTube credentials: run `vodarchiver auth youtube` or set "
                            "YT_REFRESH_TOKEN")  # fmt: skip
-        assert row is not None  # noqa: S101 - _pause raised otherwise
         if row.revoked_at is not None:
             self._pause(row.generation, f"Google refused the refresh token ({row.revoked_reason})")
         payload = self._open(row)
@@ -278,7 +278,7 @@ class GoogleAuth:
         self._log.info("youtube_token_refreshed", rotated=rotation,
                        expires_in_s=round((expires - now).total_seconds()))  # fmt: skip
 
-    def _pause(self, generation: int, why: str) -> None:
+    def _pause(self, generation: int, why: str) -> NoReturn:
         if self._revoked is None or self._revoked[0] != generation:
             self._log.error("youtube_auth_revoked", reason=why, generation=generation)
             self._metrics.youtube_auth_revoked.inc()
