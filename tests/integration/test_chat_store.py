@@ -12,6 +12,9 @@ import pytest
 
 from vodarchiver.db.chat_store import ChatRow, ChatStore
 from vodarchiver.db.store import Store
+from vodarchiver.metrics import Metrics
+from vodarchiver.pipeline import chat_writer
+from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.twitch.irc import ChatEvent
 
 T0 = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -181,3 +184,19 @@ async def test_direct_and_staged_writes_store_the_same_rows(
                                            100, "#FF0000", "p1", "s1")  # fmt: skip
     assert by_id["d2"][:2] == by_id["s2m"][:2] == (None, None)
     assert by_id["d2"][2] == by_id["s2m"][2] == sent
+
+
+async def test_an_event_dropped_by_a_full_buffer_is_taken_when_it_comes_back(
+    db_url: str, pool: psycopg_pool.AsyncConnectionPool[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full buffer drops an event without remembering it: its replay is stored, once."""
+    monkeypatch.setattr(chat_writer, "MAX_BUFFERED", 1)
+    writer = ChatWriter(ChatStore(pool), Metrics("test"), flush_interval_s=0.1)
+    writer.add(message("m1", T0), None)
+    writer.add(message("m2", T0), None)  # the buffer is full: dropped
+    await writer.flush()
+    writer.add(message("m2", T0), None)  # the replay after a reconnect
+    writer.add(message("m1", T0), None)  # already stored: ignored
+    await writer.flush()
+    stored = await rows(db_url, "SELECT msg_id FROM chat_messages ORDER BY msg_id")
+    assert stored == [("m1",), ("m2",)]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import cast
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,6 +21,7 @@ from vodarchiver.twitch.irc import (
     parse_line,
     unescape_tag,
 )
+from vodarchiver.twitch.irc_link import READ_BYTES, TcpLink
 
 # The sample lines of ../shared/EXTERNAL-APIS.md.
 PRIVMSG = (
@@ -182,3 +186,18 @@ def test_fuzz_no_line_raises_out_of_decode(line: str) -> None:
         parse_emotes(decoded.event.tags.get("emotes", ""), decoded.event.text)
         parse_badges(decoded.event.tags.get("badges", ""))
     excerpt(line)
+
+
+async def test_a_character_split_between_two_reads_arrives_whole() -> None:
+    """TCP reads cut anywhere: a two-byte character across the cut is decoded, not replaced."""
+    reader = asyncio.StreamReader()
+    last = b"@id=2 :a!a@a.tmi.twitch.tv PRIVMSG #c :caf"
+    filler = b"PING :tmi.twitch.tv\r\n"
+    padding = READ_BYTES - len(last) - 1  # the first read ends after the first byte of the "e"
+    lines = filler * (padding // len(filler)) + b"x" * (padding % len(filler)) + b"\r\n"
+    reader.feed_data(lines[2:] + last + "\u00e9 ok\r\n".encode())
+    link = TcpLink(reader, cast("asyncio.StreamWriter", None))
+    await link.receive()  # the complete lines of the first read
+    [line] = await link.receive()
+    assert line.endswith("caf\u00e9 ok")
+    assert "\ufffd" not in line

@@ -68,13 +68,14 @@ class ChatWriter:
         msg_id = event.msg_id
         if msg_id in self._recent:
             return
+        if len(self._pending) >= MAX_BUFFERED:
+            # Not remembered as seen: the replay after a reconnect may still bring it in.
+            self._log.error("chat_buffer_full", dropped_msg_id=event.msg_id)
+            return
         self._recent.add(msg_id)
         self._recent_order.append(msg_id)
         if len(self._recent_order) > RECENT_IDS:
             self._recent.discard(self._recent_order.popleft())
-        if len(self._pending) >= MAX_BUFFERED:
-            self._log.error("chat_buffer_full", dropped_msg_id=event.msg_id)
-            return
         self._received.append(self._clock())
         self._pending.append(ChatRow(event, stream_id))
         if len(self._pending) >= self._early:

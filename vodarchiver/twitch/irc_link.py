@@ -10,6 +10,7 @@ for the parser to reject: it never grows the buffer without limit.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import logging
 import ssl
@@ -61,6 +62,8 @@ class TcpLink:
         self._reader = reader
         self._writer = writer
         self._pending = ""
+        # A multi-byte character may straddle two reads: decode the stream, not each read.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
 
     async def send(self, line: str) -> None:
         try:
@@ -77,7 +80,7 @@ class TcpLink:
                 raise ChatLinkLost(f"read failed: {exc.__class__.__name__}") from exc
             if not data:
                 raise ChatLinkLost("closed by the server")
-            lines, self._pending = split_lines(self._pending, data.decode("utf-8", "replace"))
+            lines, self._pending = split_lines(self._pending, self._decoder.decode(data))
             if lines:
                 return lines
 
