@@ -292,8 +292,7 @@ class Downloader:
             if failure is not None or remux is None:
                 return failure or False
             if teed != job.ts.stat().st_size:  # the pipe did not carry the whole file
-                await remux.stop()
-                return False
+                return False  # (the finally stops the streaming ffmpeg)
             return await remux.finish()
         except BaseException:
             # Cancelled (a cancel, a shutdown) or failing: yt-dlp must really stop, now.
@@ -338,7 +337,7 @@ class Downloader:
         if done.returncode == 0:
             return None
         job.mp4_part.unlink(missing_ok=True)
-        outcome = Outcome.NO_DISK if "No space left" in done.output else Outcome.RETRY
+        outcome = Outcome.NO_DISK if ytdlp.disk_full(done.output) else Outcome.RETRY
         detail = done.output.strip().splitlines()[-1:] or [f"status {done.returncode}"]
         return Failure(outcome, f"remux failed: {detail[0][:300]}")
 

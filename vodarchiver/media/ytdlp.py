@@ -162,8 +162,15 @@ class Failure:
     reason: str
 
 
+_NO_DISK = re.compile(r"No space left on device|Errno 28|disk quota exceeded", re.I)
+
+
+def disk_full(output: str) -> bool:
+    """Whether a program's output says the disk (or the quota) is full."""
+    return _NO_DISK.search(output) is not None
+
+
 _RULES: tuple[tuple[Outcome, re.Pattern[str]], ...] = (
-    (Outcome.NO_DISK, re.compile(r"No space left on device|Errno 28|disk quota exceeded", re.I)),
     (
         Outcome.RESTRICTED,
         re.compile(
@@ -191,7 +198,7 @@ def classify(exit_code: int, output: str) -> Failure:
     earlier in the output cannot decide the verdict.
     """
     errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
-    if _RULES[0][1].search(output):  # a full disk shows in warnings too, and beats any other cause
+    if disk_full(output):  # a full disk shows in warnings too, and beats any other cause
         return Failure(Outcome.NO_DISK, "the disk is full")
     text = "\n".join(errors) if errors else output
     reason = (errors[-1].removeprefix("ERROR:").strip() if errors else "") or (

@@ -230,7 +230,7 @@ class DownloadStage:
             state = await self._store.vod_state(claim.row_id)
         except DatabaseUnavailable:
             state = None
-        if state == "canceled":
+        if state == VodState.CANCELED:
             self._downloader.remove_files(job)
             self._log.info("download_canceled", partial_files="removed")
         else:  # taken over (our lease ran out): the new owner resumes from these files
@@ -264,7 +264,7 @@ class DownloadStage:
         ))  # fmt: skip
         if not recorded:
             with contextlib.suppress(DatabaseUnavailable):
-                if await self._store.vod_state(attempt.claim.row_id) == "canceled":
+                if await self._store.vod_state(attempt.claim.row_id) == VodState.CANCELED:
                     self._downloader.remove_files(job)  # canceled while we were finishing
                     self._log.info("download_canceled", partial_files="removed", after="success")
             return
