@@ -35,6 +35,7 @@ def _early_signal(signum: int, frame: FrameType | None) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from vodarchiver import __version__  # noqa: PLC0415 - light, and after the signal handlers
+    from vodarchiver.chat_export import FORMATS  # noqa: PLC0415 - light as well
 
     parser = argparse.ArgumentParser(
         prog="vodarchiver",
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     chat_sub = chat.add_subparsers(dest="chat_command", metavar="CHAT_COMMAND", required=True)
     export = chat_sub.add_parser("export", help="write a VOD's chat to stdout")
     export.add_argument("vod_id", metavar="VOD_ID", help="the VOD's Twitch id")
-    export.add_argument("--format", choices=("json", "ndjson", "srt", "ass"), default="json")
+    export.add_argument("--format", choices=FORMATS, default="json")
     return parser
 
 
