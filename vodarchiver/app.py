@@ -49,6 +49,7 @@ from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.chat import ChatRecorder, Credentials
 from vodarchiver.twitch.helix import HelixClient
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
+from vodarchiver.webguard import GuardPolicy
 from vodarchiver.youtube.client import YouTubeClient
 from vodarchiver.youtube.crypto import TokenCipher, parse_key
 from vodarchiver.youtube.oauth import GoogleAuth, store_refresh_token
@@ -337,7 +338,7 @@ def start_parts(
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
     )  # fmt: skip
-    server = HttpServer(build_app(api, metrics), sock)
+    server = HttpServer(build_app(api, metrics, GuardPolicy.from_settings(settings)), sock)
     supervisor = Supervisor()
     supervisor.start("http", server.serve(), stop=server.stop)
     if db.embedded is not None:

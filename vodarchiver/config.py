@@ -25,11 +25,13 @@ from vodarchiver.values import (
     HostPort,
     IrcEndpoint,
     Secret,
+    admin_token,
     choice,
     chunk_size,
     encryption_key,
     flag,
     flush_interval,
+    host_names,
     http_url,
     int_in,
     log_level,
@@ -380,6 +382,19 @@ VARIABLES: tuple[Variable, ...] = (
         "Address of `/healthz`, `/readyz`, `/status` and `/metrics`; port 0 picks a free port.",
         parse_host_port,
     ),
+    Variable(
+        "ADMIN_TOKEN", "admin_token", "HTTP", None,
+        "Bearer token every `/admin/` route requires (`Authorization: Bearer <token>`, or a "
+        "session cookie from `POST /login`); at least 16 printable characters, e.g. "
+        "`openssl rand -hex 24`. Unset: `/admin/` answers loopback clients only.",
+        admin_token, secret=True,
+    ),
+    Variable(
+        "HTTP_ALLOWED_HOSTS", "http_allowed_hosts", "HTTP", "",
+        "Comma-separated host names the HTTP server answers to, besides loopback names, IP "
+        "addresses and the `HTTP_ADDR` host; any other `Host` header is refused (DNS rebinding).",
+        host_names,
+    ),
     # Logging
     Variable(
         "LOG_LEVEL", "log_level", "Logging", "info",
@@ -474,6 +489,8 @@ class Settings:
     embedded_pg_port: int
     data_dir: Path
     http_addr: HostPort
+    admin_token: Secret | None
+    http_allowed_hosts: tuple[str, ...]
     log_level: str
     log_format: str
     shutdown_timeout_s: float

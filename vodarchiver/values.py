@@ -389,3 +389,26 @@ DEFAULT_DESCRIPTION = (
     "{title}\\nStreamed on Twitch by {channel} on {date} ({duration}).\\nOriginal: {url}"
     "\\n\\n{chapters}"
 )
+
+
+def admin_token(raw: str) -> Secret:
+    """ADMIN_TOKEN: printable ASCII without spaces, long enough that guessing it is hopeless."""
+    value = raw.strip()
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        raise ValueError("must be printable ASCII without spaces")
+    if len(value) < 16:
+        raise ValueError(f"must be at least 16 characters, got {len(value)}")
+    return Secret(value)
+
+
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+
+
+def host_names(raw: str) -> tuple[str, ...]:
+    """`archiver.example.com,vodarchiver`: host names (no port, no scheme, no wildcard)."""
+    names = [part.strip().lower().rstrip(".") for part in raw.split(",") if part.strip()]
+    for name in names:
+        if not _HOST_NAME.fullmatch(name):
+            raise ValueError(f"{name[:60]!r} is not a host name (no port, scheme or wildcard)")
+    return tuple(dict.fromkeys(names))

@@ -23,9 +23,9 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vodarchiver import __version__
 from vodarchiver.chat_export import message_json
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.probe import DatabaseProbe
@@ -35,8 +35,12 @@ from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summa
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import CONTENT_TYPE, Metrics
 from vodarchiver.models import VodState
+from vodarchiver.openapi import document
 from vodarchiver.pipeline.download import CancelResult
 from vodarchiver.values import HostPort
+from vodarchiver.webguard import GuardPolicy, WebGuard
+from vodarchiver.websession import Sessions
+from vodarchiver.webspec import VOD_ID, Endpoint, Param
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_CORRELATION_ID = 128
@@ -314,21 +318,68 @@ def vod_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_app(api: Api, metrics: Metrics) -> ASGIApp:
-    """The ASGI application: the routes inside the request-context middleware."""
-    app = Starlette(
-        routes=[
-            Route("/healthz", api.healthz, methods=["GET", "HEAD"]),
-            Route("/readyz", api.readyz, methods=["GET", "HEAD"]),
-            Route("/status", api.status, methods=["GET"]),
-            Route("/metrics", api.metrics, methods=["GET"]),
-            Route("/vods", api.vods, methods=["GET"]),
-            Route("/vods/{vod_id}", api.vod, methods=["GET"]),
-            Route("/vods/{vod_id}/chat", api.vod_chat, methods=["GET"]),
-            Route("/admin/vods/{vod_id}/cancel", api.cancel_vod, methods=["POST"]),
-        ]
-    )
-    return RequestContext(app, metrics)
+def api_endpoints(api: Api) -> list[Endpoint]:
+    """The declarations (parameters, bodies, answers) of the API's routes; see `webspec`."""
+    limit = "How many items per page."
+    db_down = {503: "The database is unavailable."}
+    return [
+        Endpoint("/healthz", ("GET", "HEAD"), api.healthz, "Liveness: the database answers",
+                 responses={200: "ok", **db_down}, media_type="text/plain"),
+        Endpoint("/readyz", ("GET", "HEAD"), api.readyz, "Readiness: every check passes",
+                 responses={200: "ready", 503: "not ready, with each check's detail"}),
+        Endpoint("/status", ("GET",), api.status, "The runbook's summary",
+                 responses={200: "counts, averages, breaker, uploads, chat", **db_down}),
+        Endpoint("/metrics", ("GET",), api.metrics, "Prometheus exposition",
+                 media_type="text/plain"),
+        Endpoint("/vods", ("GET",), api.vods, "VODs in queue order, paged", params=(
+            Param("channel", pattern="^[A-Za-z0-9_]{1,25}$", max_length=25,
+                  description="Only this channel's VODs (a Twitch login)."),
+            Param("state", enum=tuple(s.value for s in VodState), description="Only this state."),
+            Param("limit", "integer", minimum=1, maximum=500, default=50, description=limit),
+            Param("offset", "integer", minimum=0, maximum=2**63 - 1, default=0,
+                  description="How many items to skip."),
+        ), responses={200: "`{items, limit, offset, next_offset}`", **db_down}),
+        Endpoint("/vods/{vod_id}", ("GET",), api.vod, "One VOD with its parts", params=(VOD_ID,),
+                 responses={200: "the VOD", 404: "no such VOD", **db_down}),
+        Endpoint("/vods/{vod_id}/chat", ("GET",), api.vod_chat, "A VOD's chat in offset order",
+                 params=(
+            VOD_ID,
+            Param("from", "number", minimum=0, maximum=1e9, description="Seconds into the VOD."),
+            Param("to", "number", minimum=0, maximum=1e9, description="Seconds into the VOD."),
+            Param("after", pattern="^-?[0-9]{1,15}:[^\\x00-\\x1f\\x7f]{1,200}$",
+                  max_length=220, description="The `next` cursor of the previous page."),
+            Param("limit", "integer", minimum=1, maximum=5000, default=500, description=limit),
+        ), responses={200: "`{items, next}`", 404: "no such VOD, or no chat", **db_down}),
+        Endpoint("/admin/vods/{vod_id}/cancel", ("POST",), api.cancel_vod,
+                 "Stop a VOD's download and keep it from being archived", params=(VOD_ID,),
+                 body=(), responses={200: "canceled", 404: "no such VOD",
+                                     409: "not in a state that can be canceled", **db_down}),
+    ]  # fmt: skip
+
+
+def build_app(
+    api: Api,
+    metrics: Metrics,
+    guard: GuardPolicy | None = None,
+    extra: Sequence[Endpoint] = (),
+) -> ASGIApp:
+    """The ASGI application: declared routes inside webguard, inside the request context.
+
+    `guard` is the one place the safety rules are configured (`GuardPolicy.from_settings` in
+    app.py); without it, loopback names only and no token. `extra` adds routes declared elsewhere.
+    """
+    policy = guard or GuardPolicy()
+    endpoints = [*api_endpoints(api), *Sessions(policy).endpoints(), *extra]
+    spec: dict[str, Any] = {}
+
+    async def openapi_json(_: Request) -> Response:
+        return JSONResponse(spec)
+
+    endpoints.append(Endpoint("/openapi.json", ("GET",), openapi_json,
+                              "This OpenAPI document", responses={200: "OpenAPI 3.1"}))  # fmt: skip
+    spec.update(document(endpoints, title="vodarchiver", version=__version__))
+    app = Starlette(routes=[endpoint.route() for endpoint in endpoints])
+    return RequestContext(WebGuard(app, policy), metrics)
 
 
 def bind(addr: HostPort) -> socket.socket:

@@ -59,7 +59,7 @@ async def test_chat_route_pages_through_a_window_of_the_vod(
     api = Api(store=UploadStore(pool), probe=probe, metrics=metrics, checks=[], version="t",
               started_at=T0, chat=ChatStore(pool))  # fmt: skip
     transport = httpx.ASGITransport(app=build_app(api, metrics))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         first = (
             await client.get("/vods/v1/chat", params={"from": "2", "to": "6", "limit": "2"})
         ).json()

@@ -52,7 +52,7 @@ async def surface(db_url: str, tmp_path: Path, log_lines: io.StringIO) -> AsyncI
             version="9.9.9", started_at=datetime.now(UTC),
         )  # fmt: skip
         transport = httpx.ASGITransport(app=build_app(api, metrics))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield Surface(client, metrics, tmp_path, db_url)
     await probe.aclose()
 
