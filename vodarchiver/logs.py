@@ -2,14 +2,19 @@
 
 Every line is an event (a stable snake_case name) with key/value context, written to stderr as
 `text` (key=value) or `json`. Every line carries `component`: ours bind it explicitly, foreign
-records get it from their logger name. Context bound with `bound_contextvars` (such as the
-request's `corr`) appears on every line written while it is bound. Registered secret values are
-replaced by a redaction mark in every string of every line, tracebacks included, before rendering.
+records get it from their logger name. JSON lines are compact and also carry the event as a sentence
+under `msg` (`"msg":"twitch app token acquired"`), which is what the runbook's filters look for.
+Text lines escape every control character (`\\x1b` stays four visible characters), so a request's
+path or header can neither forge a line nor drive the operator's terminal. Context bound with
+`bound_contextvars` (such as the request's `corr`) appears on every line written while it is bound.
+Registered secret values are replaced by a redaction mark in every string of every line, tracebacks
+included, before rendering.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
@@ -81,6 +86,41 @@ def _foreign_component(_: WrappedLogger, __: str, event_dict: EventDict) -> Even
     return event_dict
 
 
+_SNAKE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _add_msg(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    event = event_dict.get("event")
+    if isinstance(event, str) and "msg" not in event_dict:
+        event_dict["msg"] = event.replace("_", " ") if _SNAKE.fullmatch(event) else event
+    return event_dict
+
+
+def _escape_control(text: str) -> str:
+    r"""Every control character as a visible escape (`\n`, `\x00`, `\u2028`)."""
+
+    def escaped(match: re.Match[str]) -> str:
+        char = match.group()
+        special = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
+        return special or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+
+    return _CONTROL.sub(escaped, text)
+
+
+class _EscapedLogfmt:
+    """structlog's logfmt renderer (which escapes backslashes and quotes), then control escapes."""
+
+    def __init__(self) -> None:
+        self._inner = structlog.processors.LogfmtRenderer(
+            key_order=["timestamp", "level", "event", "component"], drop_missing=True
+        )
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        return _escape_control(self._inner(logger, name, event_dict))
+
+
 def _default_component(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     event_dict.setdefault("component", "vodarchiver")
     return event_dict
@@ -106,13 +146,13 @@ def configure(level: str = "info", fmt: str = "text", *, stream: IO[str] | None 
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             ),
             _redact,
+            _add_msg,
         ]
-        renderer = structlog.processors.JSONRenderer()
+        # Compact separators: the runbook filters on the literal `"msg":"..."`.
+        renderer = structlog.processors.JSONRenderer(separators=(",", ":"))
     else:
         tail += [structlog.processors.format_exc_info, _redact]
-        renderer = structlog.processors.LogfmtRenderer(
-            key_order=["timestamp", "level", "event", "component"], drop_missing=True
-        )
+        renderer = _EscapedLogfmt()
 
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _foreign_component],

@@ -412,3 +412,9 @@ def host_names(raw: str) -> tuple[str, ...]:
         if not _HOST_NAME.fullmatch(name):
             raise ValueError(f"{name[:60]!r} is not a host name (no port, scheme or wildcard)")
     return tuple(dict.fromkeys(names))
+
+
+def masked_tail(secret: str) -> str:
+    """`…abcd`: the last 4 characters of a credential, to tell tokens apart in logs; only `…` for
+    a value too short for 4 characters to be a small share of it."""
+    return "\u2026" + secret[-4:] if len(secret) >= 16 else "\u2026"

@@ -120,7 +120,7 @@ class EventStream(io.StringIO):
         self.seen = asyncio.Event()
 
     def write(self, text: str) -> int:
-        if f'"event": "{self.name}"' in text:
+        if f'"event":"{self.name}"' in text:
             self.seen.set()
         return super().write(text)
 
@@ -145,7 +145,7 @@ async def test_a_held_lock_times_out_naming_its_holder(
         with pytest.raises(MigrationError, match=rf"\[{pid}\].*MIGRATION_LOCK_TIMEOUT"):
             await migrate(url, lock_timeout_s=0.5)
     assert lock_waiting.seen.is_set()
-    assert f'"holders": [{pid}]' in lock_waiting.getvalue()
+    assert f'"holders":[{pid}]' in lock_waiting.getvalue()
 
 
 async def test_migrate_waits_for_the_lock_then_proceeds(

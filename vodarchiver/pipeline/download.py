@@ -40,6 +40,7 @@ from vodarchiver.metrics import Metrics
 from vodarchiver.models import DownloadClaim, DownloadResult, DownloadState, VodState
 from vodarchiver.pipeline.backoff import retry_delay_s
 from vodarchiver.pipeline.rules import estimated_bytes, room_to_download
+from vodarchiver.pipeline.vod_process import log_vod_process
 
 LEASE_S = 60.0
 PROGRESS_EVERY_S = 1.0  # at most one progress write a second per download
@@ -279,6 +280,7 @@ class DownloadStage:
             dl_ms=round(elapsed_s * 1000), recorded=recorded,
             remux="during_download" if done.streamed else "after_download",
         )  # fmt: skip
+        await log_vod_process(self._store, "vod_downloaded", dl_ms=elapsed_s * 1000)
 
     async def _failed(self, attempt: _Attempt, failure: Failure) -> None:
         if failure.outcome is Outcome.RETRY:

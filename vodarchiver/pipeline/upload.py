@@ -48,6 +48,7 @@ from vodarchiver.pipeline.backoff import retry_delay_s
 from vodarchiver.pipeline.publish import Publisher, VideoRejected, fingerprint
 from vodarchiver.pipeline.quota import QuotaPlan, next_reset
 from vodarchiver.pipeline.upload_shared import Pause, SharedState
+from vodarchiver.pipeline.vod_process import log_vod_process
 from vodarchiver.youtube import metadata
 from vodarchiver.youtube.oauth import GoogleAuth
 
@@ -271,6 +272,8 @@ class UploadStage:
         await self._shared.circuit(breaker.on_success)
         self._log.info("upload_finished", youtube_url=url, videos=videos,
                        up_ms=round(elapsed * 1000))  # fmt: skip
+        await log_vod_process(self._store, "vod_processed", upl_ms=elapsed * 1000,
+                              total_ms=total_s * 1000)  # fmt: skip
         if self._policy.delete_after_upload:
             await self._delete_files(claim)
 

@@ -18,7 +18,7 @@ from vodarchiver.errors import HelixUnavailable, TwitchCredentialsError
 from vodarchiver.logs import get_logger, redact
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
-from vodarchiver.values import Secret
+from vodarchiver.values import Secret, masked_tail
 
 # Renew this long before Twitch says the token expires (app tokens last about two months).
 _RENEW_MARGIN_S = 600.0
@@ -107,7 +107,8 @@ class AppToken:
         renew_in = max(lifetime - _RENEW_MARGIN_S, lifetime / 2)
         self._cached = _Cached(token, self._monotonic() + renew_in)
         if not self._status.ok:
-            self._log.info("twitch_app_token_acquired", expires_in_s=int(lifetime))
+            self._log.info("twitch_app_token_acquired", expires_in_s=int(lifetime),
+                           token_tail=masked_tail(token))  # fmt: skip
         self._status = CheckResult(True, "app token acquired")
         return token
 
