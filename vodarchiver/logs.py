@@ -87,8 +87,8 @@ def _foreign_component(_: WrappedLogger, __: str, event_dict: EventDict) -> Even
 
 
 _SNAKE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
-# C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Quoted when it holds a space, `=`, a quote, a backslash, a C0 or C1 control character, DEL, or
+# the Unicode line and paragraph separators; inside quotes each of those is escaped.
 
 
 def _add_msg(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -98,27 +98,42 @@ def _add_msg(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     return event_dict
 
 
-def _escape_control(text: str) -> str:
-    r"""Every control character as a visible escape (`\n`, `\x00`, `\u2028`)."""
-
-    def escaped(match: re.Match[str]) -> str:
-        char = match.group()
-        special = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char)
-        return special or (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-
-    return _CONTROL.sub(escaped, text)
+_NEEDS_QUOTES = re.compile(r'[\s="\\]|[\x00-\x1f\x7f-\x9f\u2028\u2029]')
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_TO_ESCAPE = re.compile(r'["\\\x00-\x1f\x7f-\x9f\u2028\u2029]')
 
 
-class _EscapedLogfmt:
-    """structlog's logfmt renderer (which escapes backslashes and quotes), then control escapes."""
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    known = _ESCAPES.get(char)
+    if known is not None:
+        return known
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
 
-    def __init__(self) -> None:
-        self._inner = structlog.processors.LogfmtRenderer(
-            key_order=["timestamp", "level", "event", "component"], drop_missing=True
-        )
 
-    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
-        return _escape_control(self._inner(logger, name, event_dict))
+def logfmt_value(value: object) -> str:
+    r"""One logfmt value: bare when plain, else quoted with `\`, `\"`, `\n`, `\x1b`, `\u2028`."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value)
+    if text and not _NEEDS_QUOTES.search(text):
+        return text
+    return '"' + _TO_ESCAPE.sub(_escaped, text) + '"'
+
+
+class _Logfmt:
+    r"""key=value lines. Unlike structlog's renderer, a value holding a backslash or a control
+    character is always quoted and escaped, so `\x1b` read back is ESC and `\\x1b` is text."""
+
+    _FIRST = ("timestamp", "level", "event", "component")
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> str:
+        keys = [k for k in self._FIRST if k in event_dict]
+        keys += [k for k in event_dict if k not in self._FIRST]
+        return " ".join(f"{_TO_ESCAPE.sub(_escaped, str(k))}={logfmt_value(event_dict[k])}"
+                        for k in keys)  # fmt: skip
 
 
 def _default_component(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -152,7 +167,7 @@ def configure(level: str = "info", fmt: str = "text", *, stream: IO[str] | None 
         renderer = structlog.processors.JSONRenderer(separators=(",", ":"))
     else:
         tail += [structlog.processors.format_exc_info, _redact]
-        renderer = _EscapedLogfmt()
+        renderer = _Logfmt()
 
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _foreign_component],

@@ -15,8 +15,6 @@ from vodarchiver.errors import DatabaseUnavailable
 from vodarchiver.logs import get_logger
 from vodarchiver.models import VodState
 
-_log = get_logger("vod_process")
-
 
 class CountsByState(Protocol):
     """The one store query the snapshot needs."""
@@ -40,4 +38,5 @@ async def log_vod_process(
         depth = None
     timings = {k: round(v) for k, v in (("dl_ms", dl_ms), ("upl_ms", upl_ms),
                                         ("total_ms", total_ms)) if v is not None}  # fmt: skip
-    _log.info(event, **timings, queue_depth=depth)
+    # Asked for at each call: a logger bound at import would keep the configuration of that moment.
+    get_logger("vod_process").info(event, **timings, queue_depth=depth)
