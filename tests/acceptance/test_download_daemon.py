@@ -72,6 +72,10 @@ async def test_a_discovered_vod_is_downloaded_and_verified(
     try:
         base = await daemon.started()
         finished = await daemon.wait_for("download_finished", timeout=60, vod_id=vod_id)
+        line = await daemon.wait_for("vod_downloaded", vod_id=vod_id)  # the runbook's line
+        assert (line["component"], line["msg"]) == ("vod_process", "vod downloaded")
+        assert line["dl_ms"] > 0
+        assert line["queue_depth"] >= 1  # this VOD, downloaded and waiting for its upload
         body = await vod(base, vod_id)
         assert body["state"] == "downloaded"
         assert body["download_state"] == "downloaded"

@@ -198,6 +198,11 @@ async def test_without_credentials_downloaded_vods_wait_and_are_published_later(
     try:
         base = await daemon.started()
         await daemon.wait_for("upload_finished", timeout=30, vod_id="6001")
+        line = await daemon.wait_for("vod_processed", vod_id="6001")  # the runbook's line
+        assert (line["component"], line["msg"]) == ("vod_process", "vod processed")
+        assert line["upl_ms"] > 0
+        assert line["total_ms"] > 0
+        assert line["queue_depth"] == 0
         body = (await get(f"{base}/vods/6001")).json()
         assert body["state"] == "uploaded"
         assert body["processed"] == 1
