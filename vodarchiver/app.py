@@ -18,6 +18,7 @@ import httpx
 
 from vodarchiver import __version__
 from vodarchiver.config import Settings
+from vodarchiver.console.wiring import build_console
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
@@ -337,7 +338,8 @@ def start_parts(
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
     )  # fmt: skip
-    server = HttpServer(build_app(api, metrics), sock)
+    console = build_console(settings, api, db.pool, chat.status if chat else None)
+    server = HttpServer(build_app(api, metrics, console.routes()), sock)
     supervisor = Supervisor()
     supervisor.start("http", server.serve(), stop=server.stop)
     if db.embedded is not None:

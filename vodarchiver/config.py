@@ -380,6 +380,11 @@ VARIABLES: tuple[Variable, ...] = (
         "Address of `/healthz`, `/readyz`, `/status` and `/metrics`; port 0 picks a free port.",
         parse_host_port,
     ),
+    Variable(
+        "AT_RISK_WINDOW", "at_risk_window_s", "HTTP", "48h",
+        "The console's dashboard lists a VOD as at risk when it is not on YouTube yet and Twitch "
+        "is expected to delete it within this window.", positive_duration,
+    ),
     # Logging
     Variable(
         "LOG_LEVEL", "log_level", "Logging", "info",
@@ -474,6 +479,7 @@ class Settings:
     embedded_pg_port: int
     data_dir: Path
     http_addr: HostPort
+    at_risk_window_s: float
     log_level: str
     log_format: str
     shutdown_timeout_s: float

@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vodarchiver.chat_export import message_json
@@ -314,8 +314,8 @@ def vod_json(row: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def build_app(api: Api, metrics: Metrics) -> ASGIApp:
-    """The ASGI application: the routes inside the request-context middleware."""
+def build_app(api: Api, metrics: Metrics, extra_routes: Sequence[BaseRoute] = ()) -> ASGIApp:
+    """The ASGI application: the routes (the API's, then the console's) inside the middleware."""
     app = Starlette(
         routes=[
             Route("/healthz", api.healthz, methods=["GET", "HEAD"]),
@@ -326,6 +326,7 @@ def build_app(api: Api, metrics: Metrics) -> ASGIApp:
             Route("/vods/{vod_id}", api.vod, methods=["GET"]),
             Route("/vods/{vod_id}/chat", api.vod_chat, methods=["GET"]),
             Route("/admin/vods/{vod_id}/cancel", api.cancel_vod, methods=["POST"]),
+            *extra_routes,
         ]
     )
     return RequestContext(app, metrics)
