@@ -1,10 +1,10 @@
--- (Reserved number 0011; numbered 0007 on the console branch only so it runs before the
--- lifecycle migrations exist: rename it to 0011_console.sql when merging.)
 -- Intent: the web console (issue 11). Its VOD list pages by keyset on the sort key and the id, so
 -- each sort (nearest expiry first, newest first), alone or within one channel, has an index in
 -- that order; a VOD with no expiry or no date sorts last through the same coalesce the queries
 -- use. The dashboard's VODs at risk (not on YouTube, expiring soon) read a partial index of the
 -- states that are not archived yet.
+-- (Merge note: reserved number 0011; numbered 0007 on the console branch only so it runs before the
+-- lifecycle migrations exist: rename it to 0011_console.sql when merging.)
 CREATE INDEX vods_console_expiry_idx ON vods ((coalesce(expires_at, 'infinity'::timestamptz)), id);
 CREATE INDEX vods_console_date_idx ON vods ((coalesce(date, created_at)), id);
 CREATE INDEX vods_console_channel_expiry_idx
