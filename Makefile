@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools/.ready
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: all run test lint typecheck format migrate bench clean lock venv tools
+.PHONY: all run test lint typecheck format migrate bench screenshots clean lock venv tools
 
 all: lint test
 
@@ -44,6 +44,10 @@ migrate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The console's screenshots in docs/ (README), taken by Debian's chromium at 1280x800.
+screenshots: $(STAMP) $(TOOLS)
+	$(BIN)/python -m tests.browser.screenshots
 
 # Re-resolve every dependency to its newest allowed release and rewrite the lock.
 lock:

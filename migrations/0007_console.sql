@@ -2,7 +2,8 @@
 -- each sort (nearest expiry first, newest first), alone or within one channel, has an index in
 -- that order; a VOD with no expiry or no date sorts last through the same coalesce the queries
 -- use. The dashboard's VODs at risk (not on YouTube, expiring soon) read a partial index of the
--- states that are not archived yet.
+-- states that are not archived yet. The title search (ILIKE '%words%') reads a trigram index
+-- (pg_trgm, a trusted extension shipped with PostgreSQL), so it does not scan every VOD.
 -- (Merge note: reserved number 0011; numbered 0007 on the console branch only so it runs before the
 -- lifecycle migrations exist: rename it to 0011_console.sql when merging.)
 CREATE INDEX vods_console_expiry_idx ON vods ((coalesce(expires_at, 'infinity'::timestamptz)), id);
@@ -13,3 +14,5 @@ CREATE INDEX vods_console_channel_date_idx ON vods (channel, (coalesce(date, cre
 CREATE INDEX vods_console_at_risk_idx ON vods (expires_at, id)
     WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
                     'waiting_for_auth', 'uploading', 'failed_retryable');
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX vods_console_title_trgm_idx ON vods USING gin (title gin_trgm_ops);

@@ -338,8 +338,10 @@ def start_parts(
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
     )  # fmt: skip
-    console = build_console(settings, api, db.pool, chat.status if chat else None)
-    server = HttpServer(build_app(api, metrics, console.routes()), sock)
+    console = build_console(
+        settings, api, db.pool, chat.status if chat else None, google_client or http_client
+    )
+    server = HttpServer(build_app(api, metrics, console), sock)
     supervisor = Supervisor()
     supervisor.start("http", server.serve(), stop=server.stop)
     if db.embedded is not None:

@@ -130,7 +130,7 @@ def _run_command(command: str, args: argparse.Namespace, settings: Settings) -> 
     """Run `migrate`, `auth youtube`, `chat export` or the daemon; returns the exit status."""
     import asyncio  # noqa: PLC0415
 
-    from vodarchiver.app import migrate_only, run_daemon, store_youtube_token  # noqa: PLC0415
+    from vodarchiver.app import migrate_only, run_daemon  # noqa: PLC0415
 
     if command == "migrate":
         return asyncio.run(migrate_only(settings, _early_signals))
@@ -138,7 +138,9 @@ def _run_command(command: str, args: argparse.Namespace, settings: Settings) -> 
         token = _refresh_token(args, settings)
         if token is None:
             return EXIT_CONFIG
-        return asyncio.run(store_youtube_token(settings, token))
+        from vodarchiver.youtube.token_command import store_token  # noqa: PLC0415
+
+        return asyncio.run(store_token(settings, token))
     if command == "chat":
         from vodarchiver.chat_command import export_chat  # noqa: PLC0415
 

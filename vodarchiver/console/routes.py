@@ -157,7 +157,8 @@ class Console:
 
     # rendering
 
-    def _render(self, template: str, http_status: int = 200, **context: Any) -> Response:
+    def render(self, template: str, http_status: int = 200, **context: Any) -> Response:
+        """A template as an HTML response with the console's security headers."""
         html = self._env.get_template(template).render(**context)
         return _headers(HTMLResponse(html, http_status))
 
@@ -167,7 +168,7 @@ class Console:
     def _error(self, request: Request, status: int, message: str) -> Response:
         if request.url.path.endswith(".json"):
             return self._json({"error": message}, status)
-        return self._render("error.html", status, title="Error", message=message, status=status)
+        return self.render("error.html", status, title="Error", message=message, status=status)
 
     # dashboard
 
@@ -200,15 +201,15 @@ class Console:
             doc = await self._dashboard(request)
         except DatabaseUnavailable:
             return self._error(request, 503, "The database is unavailable.")
-        return self._render("dashboard.html", title="Dashboard", d=doc, nav="dashboard")
+        return self.render("dashboard.html", title="Dashboard", d=doc, nav="dashboard")
 
     async def dashboard_live(self, request: Request) -> Response:
         """The dashboard's live part, fetched again by the page every second."""
         try:
             doc = await self._dashboard(request)
         except DatabaseUnavailable:
-            return self._render("unavailable.html", 503)
-        return self._render("dashboard_live.html", d=doc)
+            return self.render("unavailable.html", 503)
+        return self.render("dashboard_live.html", d=doc)
 
     async def dashboard_json(self, request: Request) -> Response:
         """The dashboard's JSON twin."""
@@ -265,7 +266,7 @@ class Console:
             return self._error(request, 400, str(exc))
         except DatabaseUnavailable:
             return self._error(request, 503, "The database is unavailable.")
-        return self._render("vods.html", title="VODs", d=doc, states=_STATES,
+        return self.render("vods.html", title="VODs", d=doc, states=_STATES,
                             channels=self._options.channels, nav="vods")  # fmt: skip
 
     async def vods_json(self, request: Request) -> Response:
@@ -288,7 +289,7 @@ class Console:
         code, doc = await self._vod(request)
         if code != 200:
             return self._error(request, code, doc.get("error", "error"))
-        return self._render("vod.html", title=doc.get("title") or doc["id"], v=doc,
+        return self.render("vod.html", title=doc.get("title") or doc["id"], v=doc,
                             actions=views.vod_actions(doc), thumb=views.thumbnail(
                                 doc.get("thumbnail_url")), nav="vods")  # fmt: skip
 
@@ -296,8 +297,8 @@ class Console:
         """The VOD page's live part: state, progress, error and actions."""
         code, doc = await self._vod(request)
         if code != 200:
-            return self._render("unavailable.html", code)
-        return self._render("vod_live.html", v=doc, actions=views.vod_actions(doc))
+            return self.render("unavailable.html", code)
+        return self.render("vod_live.html", v=doc, actions=views.vod_actions(doc))
 
     # chat
 
@@ -322,9 +323,17 @@ class Console:
         user = (query.get("user") or "").strip().lstrip("@")[:50] or None
         if self._chat is None:
             raise LookupError("chat is not available")
-        rows = await self._store.chat_page(vod_id, from_ms=from_ms, after=after, text=text,
-                                           user=user, limit=limit)  # fmt: skip
-        last = rows[-1] if len(rows) == limit else None
+        if text or user:
+            rows, resume = await self._store.chat_search(
+                vod_id, from_ms=from_ms, after=after, text=text, user=user, limit=limit
+            )
+            partial = resume is not None and len(rows) < limit
+        else:
+            rows = await self._chat.page(vod_id, from_ms=from_ms, to_ms=2**62, after=after,
+                                         limit=limit)  # fmt: skip
+            last = rows[-1] if len(rows) == limit else None
+            resume = (int(last["offset_ms"]), str(last["msg_id"])) if last else None
+            partial = False
         items = []
         for row in rows:
             item = message_json(row)
@@ -334,7 +343,9 @@ class Console:
         return {
             "vod_id": vod_id,
             "items": items,
-            "next": f"{last['offset_ms']}:{last['msg_id']}" if last else None,
+            "next": f"{resume[0]}:{resume[1]}" if resume else None,
+            # A search that stopped at its time budget: fewer matches than a page, more to read.
+            "searched_to": views.hms(resume[0]) if partial and resume else None,
             "filter": {"q": text or "", "user": user or "", "t": query.get("t") or ""},
             "formats": list(FORMATS),
         }
@@ -352,7 +363,7 @@ class Console:
             return self._error(request, 404, str(exc))
         except DatabaseUnavailable:
             return self._error(request, 503, "The database is unavailable.")
-        return self._render("chat.html", title=f"Chat of {vod.get('title') or vod['id']}",
+        return self.render("chat.html", title=f"Chat of {vod.get('title') or vod['id']}",
                             v=vod, d=doc, nav="vods")  # fmt: skip
 
     async def chat_json(self, request: Request) -> Response:
@@ -420,7 +431,7 @@ class Console:
             doc = await self._channels()
         except DatabaseUnavailable:
             return self._error(request, 503, "The database is unavailable.")
-        return self._render("channels.html", title="Channels", d=doc, nav="channels")
+        return self.render("channels.html", title="Channels", d=doc, nav="channels")
 
     async def channels_json(self, _: Request) -> Response:
         """The channels page's JSON twin."""
@@ -431,7 +442,7 @@ class Console:
 
     async def login(self, _: Request) -> Response:
         """`/ui/login`: the ADMIN_TOKEN form (the script posts it to `POST /login`)."""
-        return self._render("login.html", title="Log in", nav="login")
+        return self.render("login.html", title="Log in", nav="login")
 
 
 def _chat_cursor(raw: str | None) -> tuple[int, str] | None:

@@ -61,17 +61,31 @@ FROM unnest(%(logins)s::text[]) AS l (login)
 LEFT JOIN channels c ON c.login = l.login
 ORDER BY l.login;
 
--- name: console_chat_page
--- One page of a VOD's chat from `from_ms`, after the previous page's (offset, id), optionally
--- only the messages whose text matches `text` (an ILIKE pattern) or whose author is `user`.
-SELECT m.msg_id, m.kind, m.user_id, m.username, m.display_name, m.message, m.sent_at,
-       m.offset_ms, m.deleted, m.color, m.is_action, m.bits, m.reply_parent_msg_id, m.tags,
-       m.raw_tags
-FROM chat_messages m
-WHERE m.vod_id = (SELECT id FROM vods WHERE twitch_vod_id = %(vod_id)s)
-  AND m.offset_ms >= %(from_ms)s
-  AND (m.offset_ms, m.msg_id) > (%(after_ms)s, %(after_id)s)
-  AND (%(text)s::text IS NULL OR m.message ILIKE %(text)s)
-  AND (%(user)s::text IS NULL OR m.username = %(user)s OR lower(m.display_name) = %(user)s)
-ORDER BY m.offset_ms, m.msg_id
-LIMIT %(limit)s;
+-- name: console_chat_search
+-- A bounded step of a chat search: read at most `scan` messages in (offset, id) order after the
+-- cursor, and return the first `limit` of them that match (text ILIKE pattern, author), each
+-- with the last message read and how many were read, so the caller can go on from there. One
+-- row with NULL message columns when nothing read matched; no row when nothing was left to read.
+WITH scanned AS MATERIALIZED (
+    SELECT m.msg_id, m.kind, m.user_id, m.username, m.display_name, m.message, m.sent_at,
+           m.offset_ms, m.deleted, m.color, m.is_action, m.bits, m.reply_parent_msg_id, m.tags,
+           m.raw_tags
+    FROM chat_messages m
+    WHERE m.vod_id = (SELECT id FROM vods WHERE twitch_vod_id = %(vod_id)s)
+      AND m.offset_ms >= %(from_ms)s
+      AND (m.offset_ms, m.msg_id) > (%(after_ms)s, %(after_id)s)
+    ORDER BY m.offset_ms, m.msg_id
+    LIMIT %(scan)s
+), edge AS (
+    SELECT offset_ms AS edge_offset_ms, msg_id AS edge_msg_id, count(*) OVER () AS scanned
+    FROM scanned ORDER BY offset_ms DESC, msg_id DESC LIMIT 1
+)
+SELECT hit.*, edge.edge_offset_ms, edge.edge_msg_id, edge.scanned
+FROM edge LEFT JOIN LATERAL (
+    SELECT * FROM scanned s
+    WHERE (%(text)s::text IS NULL OR s.message ILIKE %(text)s)
+      AND (%(user)s::text IS NULL OR s.username = %(user)s OR lower(s.display_name) = %(user)s)
+    ORDER BY s.offset_ms, s.msg_id
+    LIMIT %(limit)s
+) hit ON true
+ORDER BY hit.offset_ms, hit.msg_id;

@@ -11,6 +11,7 @@ their indexes.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,8 @@ from vodarchiver.db.store import pooled
 
 TIMEOUT_S = 5.0
 SORTS = ("expiry", "date")
+SEARCH_STEP = 20_000  # messages read per step of a chat search
+SEARCH_BUDGET_S = 0.2  # a search request stops stepping after this and returns where it got
 
 
 @functools.cache
@@ -117,7 +120,7 @@ class ConsoleStore:
         """Each configured channel as discovery last saw it."""
         return await self._rows("console_channels", {"logins": list(logins)})
 
-    async def chat_page(
+    async def chat_search(
         self,
         vod_id: str,
         *,
@@ -126,12 +129,33 @@ class ConsoleStore:
         text: str | None,
         user: str | None,
         limit: int,
-    ) -> list[dict[str, Any]]:
-        """A page of a VOD's chat from `from_ms`, optionally only matching text or author."""
-        after_ms, after_id = after if after is not None else (from_ms - 1, "")
-        params = {
-            "vod_id": vod_id, "from_ms": from_ms, "after_ms": after_ms, "after_id": after_id,
-            "text": like_pattern(text) if text else None,
-            "user": user.lower() if user else None, "limit": limit,
-        }  # fmt: skip
-        return await self._rows("console_chat_page", params)
+    ) -> tuple[list[dict[str, Any]], tuple[int, str] | None]:
+        """Up to `limit` matching messages and where to go on from (None: the chat is read).
+
+        A rare word in a long chat would otherwise read every message in one request (about
+        0.7 s for 1,000,000 on this machine): the search reads SEARCH_STEP messages at a time
+        and stops after SEARCH_BUDGET_S with what it found and the last message it read, so
+        every request is bounded and the next one continues there.
+        """
+        cursor = after if after is not None else (from_ms - 1, "")
+        found: list[dict[str, Any]] = []
+        deadline = time.monotonic() + SEARCH_BUDGET_S
+        while True:
+            params = {
+                "vod_id": vod_id, "from_ms": from_ms, "after_ms": cursor[0],
+                "after_id": cursor[1], "scan": SEARCH_STEP, "limit": limit - len(found),
+                "text": like_pattern(text) if text else None,
+                "user": user.lower() if user else None,
+            }  # fmt: skip
+            rows = await self._rows("console_chat_search", params)
+            if not rows:
+                return found, None  # nothing left to read
+            found += [r for r in rows if r["msg_id"] is not None]
+            if len(found) >= limit:
+                return found, (int(found[-1]["offset_ms"]), str(found[-1]["msg_id"]))
+            edge = rows[-1]
+            cursor = (int(edge["edge_offset_ms"]), str(edge["edge_msg_id"]))
+            if int(edge["scanned"]) < SEARCH_STEP:
+                return found, None
+            if time.monotonic() > deadline:
+                return found, cursor

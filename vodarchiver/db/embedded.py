@@ -116,6 +116,24 @@ def _write_private(path: Path, text: str, owner: RunAs | None = None) -> None:
     os.replace(tmp, path)
 
 
+def held_by_another(data_dir: Path) -> bool:
+    """True when a running process holds DATA_DIR's embedded PostgreSQL (its lock is taken)."""
+    lock = data_dir.resolve() / "postgres" / "lock"
+    try:
+        fh = open(lock, encoding="utf-8")  # noqa: SIM115 - closed below, flock needs the handle
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+    finally:
+        fh.close()
+
+
 class EmbeddedPostgres:
     """Prepares, starts and stops the private server. One instance per DATA_DIR at a time."""
 
