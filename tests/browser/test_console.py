@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import Page, expect
 from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
@@ -198,6 +198,16 @@ async def _vod_with_chat(db_url: str) -> None:
         )
 
 
+async def follow_search(page: Page) -> None:
+    """Click "Search on" while a search stopped at its time budget without a match."""
+    for _ in range(20):
+        await page.wait_for_load_state()
+        if await page.locator("li.msg").count() or not await page.locator("#searched-to").count():
+            return
+        await page.get_by_role("link", name="Search on").click()
+    raise AssertionError("the search never finished")
+
+
 async def test_chat_viewer_pages_jumps_and_finds(
     db_url: str, open_dir: Path, console: Console
 ) -> None:
@@ -228,6 +238,7 @@ async def test_chat_viewer_pages_jumps_and_finds(
         await page.get_by_label("From time").fill("")
         await page.get_by_label("Text").fill("needle")
         await page.get_by_role("button", name="Find").click()
+        await follow_search(page)
         await expect(messages).to_have_count(1)
         await expect(messages.first).to_contain_text("the needle is here Kappa")
         await expect(messages.first.locator(".offset")).to_have_text("20:25:12")
@@ -239,6 +250,11 @@ async def test_chat_viewer_pages_jumps_and_finds(
         await expect(messages.first.locator(".offset")).to_have_text("0:00:07")
         assert console.errors == []
 
+        bad_time = await get(f"{base}/ui/vods/777/chat.json?t=soon")
+        assert (bad_time.status_code, bad_time.json()["error"][:2]) == (400, "t:")
+        bad_format = await get(f"{base}/ui/vods/777/chat/export?format=pdf")
+        assert (bad_format.status_code, bad_format.json()["error"][:7]) == (400, "format:")
+        assert (await get(f"{base}/ui/vods/404404/chat")).status_code == 404
         export = await get(f"{base}/ui/vods/777/chat/export?format=srt", timeout=60)
         assert export.status_code == 200
         assert "the needle is here Kappa" in export.text
@@ -286,5 +302,10 @@ async def test_vod_list_filters_sorts_and_pages_by_keyset(
         bad = await get(f"{base}/ui/vods.json?state=nonsense")
         assert bad.status_code == 400
         assert "state" in bad.json()["error"]
+        await page.goto(f"{base}/ui/vods?after=garbage")
+        await expect(page.get_by_role("alert")).to_contain_text("after:")
+        assert (await get(f"{base}/ui/vods/none-such")).status_code == 404
+        page_headers = (await get(f"{base}/ui/vods")).headers
+        assert page_headers["content-security-policy"].startswith("default-src 'self'")
     finally:
         await daemon.stop()

@@ -159,6 +159,8 @@ class Console:
 
     def render(self, template: str, http_status: int = 200, **context: Any) -> Response:
         """A template as an HTML response with the console's security headers."""
+        context.setdefault("nav", "")
+        context.setdefault("title", "vodarchiver")
         html = self._env.get_template(template).render(**context)
         return _headers(HTMLResponse(html, http_status))
 
@@ -329,8 +331,7 @@ class Console:
             )
             partial = resume is not None and len(rows) < limit
         else:
-            rows = await self._chat.page(vod_id, from_ms=from_ms, to_ms=2**62, after=after,
-                                         limit=limit)  # fmt: skip
+            rows = await self._store.chat_page(vod_id, from_ms=from_ms, after=after, limit=limit)
             last = rows[-1] if len(rows) == limit else None
             resume = (int(last["offset_ms"]), str(last["msg_id"])) if last else None
             partial = False
