@@ -43,6 +43,7 @@ PAGES = {
     "chat, first page": "/ui/vods/1/chat",
     "chat, from 1:00:00": "/ui/vods/1/chat?t=1:00:00",
     "chat, text search": "/ui/vods/1/chat?q=needle",
+    "chat API page (GET /vods/{id}/chat)": "/vods/1/chat?from=3600&limit=500",
 }
 
 SEED_VODS = """

@@ -8,6 +8,7 @@ serves it and Debian's chromium photographs the pages. Run again after changing 
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 from pathlib import Path
 
@@ -75,8 +76,14 @@ async def main() -> None:
             async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                 for statement in SEED:
                     await conn.execute(statement)
+            # Uploads on, with a Google that does not answer: the dashboard shows them waiting
+            # for a token, which is what Connect YouTube is for.
             env = base_env(DATABASE_URL=url, DATA_DIR=str(open_dir("shots")),
-                           TWITCH_CHANNELS="alice", AT_RISK_WINDOW="3d")  # fmt: skip
+                           TWITCH_CHANNELS="alice", AT_RISK_WINDOW="3d",
+                           YT_CLIENT_ID="screenshots", YT_CLIENT_SECRET="not-a-secret",
+                           ENCRYPTION_KEY=base64.b64encode(bytes(32)).decode(),
+                           GOOGLE_TOKEN_URL="http://127.0.0.1:9/token",
+                           YOUTUBE_API_URL="http://127.0.0.1:9")  # fmt: skip
             daemon = await Daemon(env).start()
             base = await daemon.started()
             async with async_playwright() as pw:

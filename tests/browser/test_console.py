@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 from starlette.responses import HTMLResponse
 from starlette.types import Receive, Scope, Send
 
@@ -308,4 +308,41 @@ async def test_vod_list_filters_sorts_and_pages_by_keyset(
         page_headers = (await get(f"{base}/ui/vods")).headers
         assert page_headers["content-security-policy"].startswith("default-src 'self'")
     finally:
+        await daemon.stop()
+
+
+async def test_pages_fit_a_phone_and_work_from_the_keyboard(
+    db_url: str, open_dir: Path, browser: Browser
+) -> None:
+    """At 375 px no page scrolls sideways; Tab reaches the skip link first, and the VOD filter form works with the keyboard alone."""
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute(
+            """INSERT INTO vods (twitch_vod_id, channel, title, state, date, expires_at,
+                                 processing_error)
+               SELECT (500 + g)::text, 'alice', 'A rather long stream title number ' || g,
+                      'failed_retryable', now() - g * interval '1 hour',
+                      now() + g * interval '1 hour', repeat('an-unbroken-error-text-', 20)
+               FROM generate_series(1, 30) g"""
+        )
+    daemon = await Daemon(base_env(DATABASE_URL=db_url, DATA_DIR=str(open_dir))).start()
+    context = await browser.new_context(viewport={"width": 375, "height": 740})
+    try:
+        base = await daemon.started()
+        page = await context.new_page()
+        for path in ("/", "/ui/vods", "/ui/vods/501", "/ui/vods/501/chat", "/ui/channels"):
+            await page.goto(base + path)
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 375, f"{path} is {width} px wide"
+        await page.goto(f"{base}/ui/vods")
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+        await page.get_by_label("Title contains").focus()
+        await page.keyboard.type("number 17")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("table.vods tbody tr[data-vod]")).to_have_count(1)
+        await expect(page.locator("table.vods tbody tr[data-vod]")).to_have_attribute(
+            "data-vod", "517"
+        )
+    finally:
+        await context.close()
         await daemon.stop()

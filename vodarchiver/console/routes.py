@@ -331,7 +331,8 @@ class Console:
             )
             partial = resume is not None and len(rows) < limit
         else:
-            rows = await self._store.chat_page(vod_id, from_ms=from_ms, after=after, limit=limit)
+            rows = await self._chat.page(vod_id, from_ms=from_ms, to_ms=2**62, after=after,
+                                         limit=limit)  # fmt: skip
             last = rows[-1] if len(rows) == limit else None
             resume = (int(last["offset_ms"]), str(last["msg_id"])) if last else None
             partial = False

@@ -61,20 +61,6 @@ FROM unnest(%(logins)s::text[]) AS l (login)
 LEFT JOIN channels c ON c.login = l.login
 ORDER BY l.login;
 
--- name: console_chat_page
--- One page of a VOD's chat from `from_ms`, after the previous page's (offset, id). The same rows
--- as chat_page, by the VOD's row id (one index range) and run unprepared: prepared, at 1,000,000
--- messages, the generic plan of chat_page took about 0.5 s a page here instead of 20 ms.
-SELECT m.msg_id, m.kind, m.user_id, m.username, m.display_name, m.message, m.sent_at,
-       m.offset_ms, m.deleted, m.color, m.is_action, m.bits, m.reply_parent_msg_id, m.tags,
-       m.raw_tags
-FROM chat_messages m
-WHERE m.vod_id = (SELECT id FROM vods WHERE twitch_vod_id = %(vod_id)s)
-  AND m.offset_ms >= %(from_ms)s
-  AND (m.offset_ms, m.msg_id) > (%(after_ms)s, %(after_id)s)
-ORDER BY m.offset_ms, m.msg_id
-LIMIT %(limit)s;
-
 -- name: console_chat_search
 -- A bounded step of a chat search: read at most `scan` messages in (offset, id) order after the
 -- cursor, and return the first `limit` of them that match (text ILIKE pattern, author), each

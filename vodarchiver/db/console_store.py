@@ -120,15 +120,6 @@ class ConsoleStore:
         """Each configured channel as discovery last saw it."""
         return await self._rows("console_channels", {"logins": list(logins)})
 
-    async def chat_page(
-        self, vod_id: str, *, from_ms: int, after: tuple[int, str] | None, limit: int
-    ) -> list[dict[str, Any]]:
-        """A page of a VOD's chat from `from_ms`, after the (offset, id) cursor."""
-        after_ms, after_id = after if after is not None else (from_ms - 1, "")
-        params = {"vod_id": vod_id, "from_ms": from_ms, "after_ms": after_ms,
-                  "after_id": after_id, "limit": limit}  # fmt: skip
-        return await self._rows("console_chat_page", params)
-
     async def chat_search(
         self,
         vod_id: str,

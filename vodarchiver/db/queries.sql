@@ -580,12 +580,14 @@ ORDER BY started_at;
 
 -- name: chat_page
 -- One page of a VOD's chat in order of offset, from `from_ms` (inclusive) to `to_ms` (exclusive),
--- after the (offset, id) of the previous page's last message.
+-- after the (offset, id) of the previous page's last message. The VOD's row id comes from a
+-- scalar subquery, not a join: joined, PostgreSQL could not use (vod_id, offset_ms) and read and
+-- sorted a whole 1,000,000-message chat for every page (0.5 s a page; now a few ms).
 SELECT m.msg_id, m.kind, m.user_id, m.username, m.display_name, m.message, m.sent_at,
        m.offset_ms, m.deleted, m.color, m.is_action, m.bits, m.reply_parent_msg_id, m.tags,
        m.raw_tags
-FROM chat_messages m JOIN vods v ON v.id = m.vod_id
-WHERE v.twitch_vod_id = %(vod_id)s
+FROM chat_messages m
+WHERE m.vod_id = (SELECT id FROM vods WHERE twitch_vod_id = %(vod_id)s)
   AND m.offset_ms >= %(from_ms)s AND m.offset_ms < %(to_ms)s
   AND (m.offset_ms, m.msg_id) > (%(after_ms)s, %(after_id)s)
 ORDER BY m.offset_ms, m.msg_id
