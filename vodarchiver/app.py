@@ -161,6 +161,7 @@ def build_uploads(
     store: UploadStore,
     metrics: Metrics,
     checks: list[ReadinessCheck],
+    *,
     owner: Owner | None = None,
 ) -> UploadStage | None:
     """The upload stage, or None (said in the log and in /readyz) when settings turn it off."""
@@ -365,7 +366,7 @@ def start_parts(
         owner=owner,
     )  # fmt: skip
     uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks,
-                            owner)  # fmt: skip
+                            owner=owner)  # fmt: skip
     operator = build_operator(settings, db.store, helix, downloads, uploads)
     chat = build_chat(settings, helix, db, metrics, checks)
     api = Api(

@@ -662,12 +662,11 @@ class FakeGoogle:
             return self._insert(ex.params, ex.headers, body)
         if ex.endpoint == "playlistItems.insert":
             return self._playlist_items_insert(body)
-        if ex.endpoint == "videos.delete":
-            return self._videos_delete(ex.params)
         lists = {
             "videos.list": self._videos_list,
             "channels.list": self._channels_list,
             "playlistItems.list": self._playlist_items_list,
+            "videos.delete": self._videos_delete,
         }
         return lists[ex.endpoint](ex.params)
 

@@ -113,24 +113,24 @@ class ActionStore:
     ) -> list[dict[str, Any]]:
         """The audit table newest first, `limit` rows older than the id `before`."""
         params = {"vod_id": vod_id, "before": before or 2**62, "limit": limit}
-        return await self._rows("audit_page", params)
+        return await self._rows(q("audit_page"), params)
 
     async def history(self, twitch_vod_id: str) -> list[dict[str, Any]]:
         """Earlier generations' videos of a VOD."""
-        return await self._rows("vod_history", {"id": twitch_vod_id})
+        return await self._rows(q("vod_history"), {"id": twitch_vod_id})
 
     async def claims(self) -> list[dict[str, Any]]:
         """Every VOD a worker holds, with its owner and lease."""
-        return await self._rows("monitor_claims", {})
+        return await self._rows(q("monitor_claims"), {})
 
     async def channel_leases(self) -> list[dict[str, Any]]:
         """Discovery's channels with their lease and last pass."""
-        return await self._rows("monitor_channel_leases", {})
+        return await self._rows(q("monitor_channel_leases"), {})
 
-    async def _rows(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _rows(self, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self._store._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(q(name), params)
+            await cur.execute(query, params)
             return list(await cur.fetchall())
 
 

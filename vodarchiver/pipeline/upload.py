@@ -159,7 +159,14 @@ class UploadStage:
 
     async def stopped(self, claim: UploadClaim, token: str) -> None:
         """The VOD is no longer ours (canceled, skipped, or the lease taken over)."""
-        self._log.warning("upload_stopped", why="canceled or taken over; the session is kept")
+        try:
+            state = await self._store.vod_state(claim.row_id)
+        except DatabaseUnavailable:
+            state = None
+        if state in (VodState.CANCELED, VodState.SKIPPED):
+            self._log.info("upload_canceled", state=state, why="the session is kept for a restore")
+        else:  # our lease ran out: the new owner goes on from what YouTube holds
+            self._log.warning("upload_taken_over", state=state)
 
     # --- gates --------------------------------------------------------------------------------
 
