@@ -45,7 +45,9 @@ def test_each_action_is_allowed_exactly_where_the_issue_says(
 
 def test_guards_choose_where_a_restore_goes_and_when_it_is_refused() -> None:
     """A kept file restores to downloaded, else queued; a gone VOD only while Twitch lists it; retry only when not yet due."""
-    assert lifecycle.find(Event.RESTORE, VodFacts(S.CANCELED, file_kept=True)).target is S.DOWNLOADED  # type: ignore[union-attr]
+    assert (
+        lifecycle.find(Event.RESTORE, VodFacts(S.CANCELED, file_kept=True)).target is S.DOWNLOADED
+    )  # type: ignore[union-attr]
     assert lifecycle.find(Event.RESTORE, VodFacts(S.CANCELED)).target is S.QUEUED  # type: ignore[union-attr]
     assert lifecycle.find(Event.RESTORE, VodFacts(S.GONE, on_twitch=False)) is None
     assert "Helix" in lifecycle.refusal(Action.RESTORE, VodFacts(S.GONE))
@@ -103,7 +105,12 @@ _SET_LITERAL = re.compile(r"(?:\bSET\b|,|\bNEW\.)\s*state\s*(?::=|=)\s*'(\w+)'",
 
 def _statements() -> dict[str, str]:
     """Every named statement, and the migration's trigger function, by name."""
-    found = dict(queries())
+    raw = (ROOT / "vodarchiver" / "db" / "queries.sql").read_text()
+    found = {}
+    for block in re.split(r"^-- name: ", raw, flags=re.MULTILINE)[1:]:
+        name, _, text = block.partition("\n")
+        found[name.strip()] = text
+    assert set(found) == set(queries()), "queries.sql parsed differently from the loader"
     migration = (ROOT / "migrations" / "0007_lifecycle.sql").read_text()
     body = migration.split("-- transition: reprocess (actor sql)")[1].split("$$;")[0]
     found["trigger vods_runbook_reprocess"] = "-- transition: reprocess\n" + body
