@@ -45,10 +45,11 @@ def test_each_action_is_allowed_exactly_where_the_issue_says(
 
 def test_guards_choose_where_a_restore_goes_and_when_it_is_refused() -> None:
     """A kept file restores to downloaded, else queued; a gone VOD only while Twitch lists it; retry only when not yet due."""
-    assert (
-        lifecycle.find(Event.RESTORE, VodFacts(S.CANCELED, file_kept=True)).target is S.DOWNLOADED
-    )  # type: ignore[union-attr]
-    assert lifecycle.find(Event.RESTORE, VodFacts(S.CANCELED)).target is S.QUEUED  # type: ignore[union-attr]
+    kept = lifecycle.find(Event.RESTORE, VodFacts(S.CANCELED, file_kept=True))
+    no_file = lifecycle.find(Event.RESTORE, VodFacts(S.CANCELED))
+    assert kept is not None
+    assert no_file is not None
+    assert (kept.target, no_file.target) == (S.DOWNLOADED, S.QUEUED)
     assert lifecycle.find(Event.RESTORE, VodFacts(S.GONE, on_twitch=False)) is None
     assert "Helix" in lifecycle.refusal(Action.RESTORE, VodFacts(S.GONE))
     assert lifecycle.find(Event.RETRY, VodFacts(S.FAILED_RETRYABLE, retry_pending=False)) is None
@@ -69,14 +70,16 @@ def test_retry_decisions_back_off_then_give_up() -> None:
     """Failures back off exponentially up to the cap, give up at max_attempts, and at once when permanent."""
     policy = RetryPolicy(max_attempts=3, backoff_base_s=10, backoff_max_s=15)
     first = lifecycle.retry_decision("download", 0, "503", permanent=False, policy=policy)
-    assert first.event is Event.DOWNLOAD_FAILED and 0 < first.delay_s <= 15
+    assert first.event is Event.DOWNLOAD_FAILED
+    assert 0 < first.delay_s <= 15
     last = lifecycle.retry_decision("upload", 2, "503", permanent=False, policy=policy)
-    assert last.event is Event.UPLOAD_GAVE_UP and last.reason == "gave up after 3 attempts: 503"
+    assert last.event is Event.UPLOAD_GAVE_UP
+    assert last.reason == "gave up after 3 attempts: 503"
     refused = lifecycle.retry_decision("upload", 0, "invalidTitle", permanent=True, policy=policy)
     assert (refused.event, refused.reason) == (Event.UPLOAD_GAVE_UP, "invalidTitle")
     record = lifecycle.record(lifecycle.transition_for(first.event, S.DOWNLOADING), S.DOWNLOADING,
                               now=NOW, delay_s=first.delay_s)  # fmt: skip
-    assert record.target is S.FAILED_RETRYABLE and record.failure
+    assert (record.target, record.failure) == (S.FAILED_RETRYABLE, True)
     assert record.next_attempt_at == NOW + timedelta(seconds=first.delay_s)
 
 
@@ -122,7 +125,7 @@ def _events(text: str) -> list[Event]:
     return [Event(e.strip()) for e in match.group(1).split(",")] if match else []
 
 
-def _mentioned(text: str) -> set[VodState]:
+def _mentioned(text: str) -> frozenset[VodState]:
     code = "\n".join(line.split("--")[0] for line in text.splitlines())
     names = set(_LITERAL.findall(code))
     for group in _IN_LIST.findall(code):
