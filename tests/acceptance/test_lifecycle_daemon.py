@@ -34,7 +34,7 @@ async def published(daemon: Daemon, vod_id: str, nth: int, timeout: float = 120)
         if len(found) >= nth:
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{vod_id} was not published {nth} times:\n{daemon.output()[-3000:]}")
+    raise AssertionError(f"{vod_id} was not published {nth} times:\n{daemon.output[-3000:]}")
 
 
 def env_for(world: World, google: Google, db_url: str, data_dir: Path) -> dict[str, str]:
