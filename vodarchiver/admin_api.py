@@ -135,6 +135,8 @@ class AdminApi:
             "from_state": outcome.state,
             "state": outcome.record.target,
         }
+        if action is Action.CANCEL:
+            answer["previous_state"] = outcome.state  # the answer the cancel route gave before
         if action is Action.REPROCESS:
             answer["generation"] = outcome.generation
         if action is Action.PRIORITY:
