@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -104,10 +103,10 @@ async def _foreign_page(html: str) -> LocalServer:
     return await LocalServer(app).start()
 
 
-async def test_cancel_from_the_vod_page_and_not_from_another_origin(
+async def test_cancel_from_the_vod_page_and_not_from_another_origin_then_restore(
     world: World, db_url: str, open_dir: Path, console: Console
 ) -> None:
-    """A page on another origin cannot cancel the download; the VOD page's Cancel button (confirmed) does, and says so."""
+    """A page on another origin cannot cancel the download; the VOD page's Cancel (confirmed) does, Restore brings it back, and the timeline shows both from the audit table."""
     vod_id = world.add_vod("v1")
     daemon = await Daemon(world.env(db_url, open_dir)).start()
     foreign = await _foreign_page("<!doctype html><title>elsewhere</title><p>elsewhere</p>")
@@ -130,6 +129,7 @@ async def test_cancel_from_the_vod_page_and_not_from_another_origin(
         assert await vod_state(base, vod_id) == "downloading"
 
         await page.goto(f"{base}/ui/vods/{vod_id}")
+        await expect(page.locator("#timeline")).to_have_text("No operator action recorded yet.")
         dialogs: list[str] = []
 
         async def accept(dialog: Any) -> None:
@@ -139,38 +139,51 @@ async def test_cancel_from_the_vod_page_and_not_from_another_origin(
         page.on("dialog", accept)
         await page.get_by_role("button", name="Cancel").click()
         await expect(page.locator("#vod-state")).to_have_text("canceled", timeout=15_000)
-        await expect(page.locator("#action-result")).to_contain_text("canceled")
+        await expect(page.locator("#action-result")).to_contain_text("downloading → canceled")
         assert dialogs == [f"Cancel VOD {vod_id}?"]
         assert await vod_state(base, vod_id) == "canceled"
+        await daemon.wait_for("download_canceled", timeout=30, vod_id=vod_id)
+
+        # Restore is not destructive: no confirmation; the download starts over.
+        await page.get_by_role("button", name="Restore").click()
+        await expect(page.locator("#action-result")).to_contain_text("canceled → queued")
+        assert dialogs == [f"Cancel VOD {vod_id}?"]
+        await expect(page.locator("#vod-state")).to_have_text("downloading", timeout=60_000)
+        entries = page.locator("#timeline li")
+        await expect(entries).to_have_count(2)
+        await expect(entries.nth(0)).to_contain_text("cancel: downloading → canceled")
+        await expect(entries.nth(1)).to_contain_text("restore: canceled → queued")
+        await expect(entries.nth(0).locator("time")).to_have_attribute("title", re.compile("UTC$"))
         assert console.errors == []
     finally:
         await foreign.stop()
         await daemon.stop()
 
 
-async def test_a_refused_action_shows_the_reason(
+async def test_a_refused_action_shows_the_lifecycles_reason(
     db_url: str, open_dir: Path, console: Console
 ) -> None:
-    """Cancel on an uploaded VOD is refused with the API's 409 reason shown on the page, state unchanged."""
+    """Restore of a gone VOD, with no Helix to ask whether Twitch still lists it, is refused with the lifecycle's reason on the page; the state stays."""
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         await conn.execute(
             "INSERT INTO vods (twitch_vod_id, channel, title, state) "
-            "VALUES ('900', 'alice', 'done already', 'uploaded')"
+            "VALUES ('900', 'alice', 'vanished', 'gone')"
         )
     daemon = await Daemon(base_env(DATABASE_URL=db_url, DATA_DIR=str(open_dir))).start()
     try:
         base = await daemon.started()
         page = console.page
-        page.on("dialog", lambda d: asyncio.ensure_future(d.accept()))
         await page.goto(f"{base}/ui/vods/900")
-        buttons = page.locator("button[data-action]")
-        if await buttons.count() == 0:  # after the lifecycle issue: uploaded allows no cancel
-            await expect(page.locator(".actions")).not_to_contain_text("Cancel")
-        else:
-            await page.get_by_role("button", name="Cancel").click()
-            await expect(page.locator("#action-result")).to_contain_text("refused (HTTP 409)")
-            await expect(page.locator("#action-result")).to_contain_text("cannot be canceled")
-        assert await vod_state(base, "900") == "uploaded"
+        await expect(page.locator(".actions")).not_to_contain_text("Cancel")
+        await page.get_by_role("button", name="Restore").click()
+        result = page.locator("#action-result")
+        await expect(result).to_contain_text("restore refused (HTTP 409)")
+        await expect(result).to_contain_text(
+            "a gone VOD is restored only if Twitch still lists it; Helix cannot be asked"
+        )
+        await expect(result).to_contain_text("allowed now: priority")
+        assert await vod_state(base, "900") == "gone"
+        assert console.errors == []
     finally:
         await daemon.stop()
 

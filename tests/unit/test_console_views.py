@@ -48,7 +48,24 @@ def test_actions_follow_the_api_list_and_mark_destructive_ones() -> None:
     assert [a["name"] for a in got] == ["retry", "skip", "priority"]
     assert [a["confirm"] for a in got] == [False, True, False]
     assert views.vod_actions({"actions": []}) == []
-    assert [a["name"] for a in views.vod_actions({})] == ["cancel"]  # before `actions` exists
+    assert views.vod_actions({}) == []
+    # Gone: Restore is offered although the lifecycle allows it only once Helix has said yes.
+    gone = views.vod_actions({"state": "gone", "actions": ["priority"]})
+    assert [a["name"] for a in gone] == ["restore", "priority"]
+
+
+def test_timeline_lists_audit_rows_oldest_first() -> None:
+    """The audit table is read newest first; the timeline shows it oldest first, times in ISO 8601."""
+    rows = [
+        {"at": NOW, "action": "restore", "from_state": "canceled", "to_state": "queued",
+         "actor": "session", "detail": {}},
+        {"at": NOW - timedelta(minutes=5), "action": "cancel", "from_state": "downloading",
+         "to_state": "canceled", "actor": "loopback", "detail": None},
+    ]  # fmt: skip
+    got = views.timeline_json(rows)
+    assert [e["action"] for e in got] == ["cancel", "restore"]
+    assert got[0]["at"] == "2026-12-05T11:55:00+00:00"
+    assert got[0]["detail"] == {}
 
 
 def test_upload_speed_and_eta_come_from_confirmed_bytes() -> None:

@@ -65,6 +65,11 @@ class ConsoleOptions:
     retention_overrides: Mapping[str, int] = field(default_factory=dict)
 
 
+# A VOD's audit rows (`vod_audit`), newest first: the operator's `audit_page` for one VOD.
+Timeline = Callable[[str], Awaitable[list[dict[str, Any]]]]
+TIMELINE_LIMIT = 200
+
+
 @dataclass(frozen=True)
 class ApiViews:
     """The API handlers the console reads instead of recomputing what they answer."""
@@ -72,6 +77,7 @@ class ApiViews:
     status: Handler
     readyz: Handler
     vod: Handler
+    timeline: Timeline | None = None
 
 
 class BadParam(ValueError):
@@ -286,9 +292,22 @@ class Console:
         response = await self._api.vod(request)
         return response.status_code, _api_doc(response)
 
+    async def _vod_page(self, request: Request) -> tuple[int, dict[str, Any]]:
+        """The VOD as the API answers it, plus its timeline from the audit table."""
+        code, doc = await self._vod(request)
+        if code == 200:
+            rows: list[dict[str, Any]] = []
+            if self._api.timeline is not None:
+                try:
+                    rows = await self._api.timeline(str(doc["id"]))
+                except DatabaseUnavailable:
+                    return 503, {"error": "The database is unavailable."}
+            doc["timeline"] = views.timeline_json(rows)
+        return code, doc
+
     async def vod(self, request: Request) -> Response:
         """`/ui/vods/{id}`: metadata, parts, muted ranges, chapters, the last error, actions."""
-        code, doc = await self._vod(request)
+        code, doc = await self._vod_page(request)
         if code != 200:
             return self._error(request, code, doc.get("error", "error"))
         return self.render("vod.html", title=doc.get("title") or doc["id"], v=doc,
@@ -296,8 +315,8 @@ class Console:
                                 doc.get("thumbnail_url")), nav="vods")  # fmt: skip
 
     async def vod_live(self, request: Request) -> Response:
-        """The VOD page's live part: state, progress, error and actions."""
-        code, doc = await self._vod(request)
+        """The VOD page's live part: state, progress, error, actions and the timeline."""
+        code, doc = await self._vod_page(request)
         if code != 200:
             return self.render("unavailable.html", code)
         return self.render("vod_live.html", v=doc, actions=views.vod_actions(doc))

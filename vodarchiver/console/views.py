@@ -13,8 +13,6 @@ from typing import Any
 # Actions that lose work or hide a VOD from the archive: the page asks before sending them.
 DESTRUCTIVE = frozenset({"cancel", "skip", "reprocess"})
 ACTION_ORDER = ("cancel", "restore", "retry", "reprocess", "skip", "priority")
-# Before the lifecycle issue's `actions` field exists, cancel is the one action the API has.
-FALLBACK_ACTIONS = ("cancel",)
 THUMB_SIZE = {"width": "320", "height": "180"}
 
 
@@ -118,11 +116,27 @@ def dashboard_json(
 
 
 def vod_actions(vod: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The VOD's action buttons, in a fixed order, the destructive ones marked for confirming."""
+    """The VOD's action buttons, in a fixed order, the destructive ones marked for confirming.
+
+    They are the actions the lifecycle allows (`actions` of `GET /vods/{id}`). A gone VOD also
+    gets Restore: the lifecycle allows it only if Twitch still lists the VOD, which the operator
+    asks Helix when the button is pressed (the refusal, if any, says so).
+    """
     allowed = vod.get("actions")
-    names = list(allowed) if isinstance(allowed, list) else list(FALLBACK_ACTIONS)
+    names = [str(a) for a in allowed] if isinstance(allowed, list) else []
+    if vod.get("state") == "gone" and "restore" not in names:
+        names.append("restore")
     ordered = [a for a in ACTION_ORDER if a in names] + [a for a in names if a not in ACTION_ORDER]
     return [{"name": a, "confirm": a in DESTRUCTIVE} for a in ordered]
+
+
+def timeline_json(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A VOD's audited state changes (`vod_audit`, read newest first), oldest first."""
+    return [{
+        "at": iso(r.get("at")), "action": r.get("action"), "from_state": r.get("from_state"),
+        "to_state": r.get("to_state"), "actor": r.get("actor"),
+        "detail": r.get("detail") if isinstance(r.get("detail"), dict) else {},
+    } for r in reversed(rows)]  # fmt: skip
 
 
 def thumbnail(url: Any) -> str | None:

@@ -10,7 +10,13 @@ import psycopg_pool
 from starlette.routing import BaseRoute
 
 from vodarchiver.config import Settings
-from vodarchiver.console.routes import ApiViews, Console, ConsoleOptions
+from vodarchiver.console.routes import (
+    TIMELINE_LIMIT,
+    ApiViews,
+    Console,
+    ConsoleOptions,
+    Timeline,
+)
 from vodarchiver.console.youtube_connect import GoogleClient, YouTubeConnect
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.console_store import ConsoleStore
@@ -35,7 +41,7 @@ def build_console(
         retention_overrides=dict(settings.twitch_retention_days),
     )
     console = Console(
-        api=ApiViews(status=api.status, readyz=api.readyz, vod=api.vod),
+        api=ApiViews(status=api.status, readyz=api.readyz, vod=api.vod, timeline=_timeline(api)),
         store=ConsoleStore(pool),
         chat=ChatStore(pool),
         options=options,
@@ -46,6 +52,15 @@ def build_console(
         http=http, render=console.render, off_reason=_off_reason(settings),
     )  # fmt: skip
     return [*console.routes(), *connect.routes()]
+
+
+def _timeline(api: Api) -> Timeline:
+    actions = api.operator.actions
+
+    async def timeline(vod_id: str) -> list[dict[str, Any]]:
+        return await actions.audit_page(vod_id=vod_id, before=None, limit=TIMELINE_LIMIT)
+
+    return timeline
 
 
 def _off_reason(settings: Settings) -> str | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,19 +57,25 @@ def migrations_dir() -> Path:
 
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
-    """Every migration in `directory`, ordered, with versions 1..N and no gaps or duplicates."""
+    """Every migration in `directory`, in version order; each number at most once.
+
+    Numbers may have gaps: numbers are reserved per piece of work, and one that lands later
+    fills its gap (`plan` then applies it although higher numbers are applied already).
+    """
     directory = directory or migrations_dir()
     found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
         match = _FILENAME.match(path.name)
-        if match is None:
-            raise MigrationError(f"{path.name}: migration files are named NNNN_description.sql")
-        found.append(Migration(int(match.group(1)), match.group(2), path.read_text("utf-8")))
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
+        if match is None or int(match.group(1)) == 0:
             raise MigrationError(
-                f"migration versions must run 1..N without gaps; expected {expected:04d}, "
-                f"found {migration.version:04d}_{migration.name}"
+                f"{path.name}: migration files are named NNNN_description.sql, from 0001"
+            )
+        found.append(Migration(int(match.group(1)), match.group(2), path.read_text("utf-8")))
+    for before, after in itertools.pairwise(found):
+        if before.version == after.version:
+            raise MigrationError(
+                f"two migrations are numbered {after.version:04d}: "
+                f"{before.version:04d}_{before.name} and {after.version:04d}_{after.name}"
             )
     if not found:
         raise MigrationError(f"no migrations found in {directory}")
@@ -90,6 +97,7 @@ def plan(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> li
                 f"migration {version:04d}_{name} was applied, but its file has changed since; "
                 "migrations are append-only: restore the file and add a new migration instead"
             )
+    # In version order, lower numbers that landed after higher ones included.
     return [m for m in migrations if m.version not in applied]
 
 

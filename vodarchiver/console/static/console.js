@@ -1,5 +1,5 @@
-// vodarchiver's console: local times, countdowns, live fragments, actions, the audit timeline
-// and the login form. Plain JavaScript served by the daemon (the CSP allows no inline script).
+// vodarchiver's console: local times, countdowns, live fragments, actions and the login form.
+// Plain JavaScript served by the daemon (the CSP allows no inline script).
 "use strict";
 (function () {
   function duration(s) {
@@ -115,37 +115,6 @@
     }).finally(function () { button.disabled = false; });
   }
 
-  function timeline(el) {
-    const vod = el.dataset.audit;
-    fetch("/admin/audit?vod=" + encodeURIComponent(vod) + "&limit=200", { cache: "no-store" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (doc) {
-        el.textContent = "";
-        if (!doc || !Array.isArray(doc.items) || !doc.items.length) {
-          const p = document.createElement("p");
-          p.className = "muted";
-          p.textContent = doc ? "No state changes recorded." : "No audit trail available.";
-          el.appendChild(p);
-          return;
-        }
-        const list = document.createElement("ol");
-        list.className = "timeline";
-        doc.items.forEach(function (item) {
-          const li = document.createElement("li");
-          const t = document.createElement("time");
-          t.setAttribute("datetime", item.at);
-          li.appendChild(t);
-          li.appendChild(document.createTextNode(
-            " " + item.action + ": " + (item.from_state || "–") + " → " + (item.to_state || "–") +
-            " (" + (item.actor || "?") + ")"));
-          list.appendChild(li);
-        });
-        el.appendChild(list);
-        localTimes(el);
-      })
-      .catch(function () { el.textContent = ""; });
-  }
-
   function session(el) {
     fetch("/session", { cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -199,7 +168,6 @@
     countdowns();
     setInterval(countdowns, 1000);
     document.querySelectorAll("[data-live]").forEach(live);
-    document.querySelectorAll("[data-audit]").forEach(timeline);
     document.querySelectorAll("[data-session]").forEach(session);
     const form = document.getElementById("login-form");
     if (form) loginForm(form);

@@ -4,8 +4,6 @@
 -- use. The dashboard's VODs at risk (not on YouTube, expiring soon) read a partial index of the
 -- states that are not archived yet. The title search (ILIKE '%words%') reads a trigram index
 -- (pg_trgm, a trusted extension shipped with PostgreSQL), so it does not scan every VOD.
--- (Merge note: reserved number 0011; numbered 0007 on the console branch only so it runs before the
--- lifecycle migrations exist: rename it to 0011_console.sql when merging.)
 CREATE INDEX vods_console_expiry_idx ON vods ((coalesce(expires_at, 'infinity'::timestamptz)), id);
 CREATE INDEX vods_console_date_idx ON vods ((coalesce(date, created_at)), id);
 CREATE INDEX vods_console_channel_expiry_idx
