@@ -242,7 +242,7 @@ def build_helix(
     checks.append(token)
     return HelixClient(
         http, token, api_url=settings.twitch_api_url, client_id=settings.twitch_client_id,
-        metrics=metrics, timeout_s=settings.helix_timeout_s,
+        metrics=metrics, timeout_s=settings.helix_timeout_s, vod_types=settings.twitch_vod_types,
     )  # fmt: skip
 
 

@@ -53,6 +53,7 @@ from vodarchiver.values import (
     secret,
     tags,
     template,
+    vod_types,
 )
 
 # --- the declaration -----------------------------------------------------------------------
@@ -107,6 +108,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HELIX_TIMEOUT", "helix_timeout_s", "Twitch", "10s",
         "Timeout of each Helix or token request.", positive_duration,
+    ),
+    Variable(
+        "TWITCH_VOD_TYPES", "twitch_vod_types", "Twitch", "archive",
+        "Which videos to archive: comma-separated `archive` (past broadcasts), `highlight`, "
+        "`upload`.", vod_types,
     ),
     # Chat
     Variable(
@@ -420,6 +426,7 @@ class Settings:
     twitch_auth_url: str
     twitch_retention_days: dict[str, int]
     helix_timeout_s: float
+    twitch_vod_types: tuple[str, ...]
     chat_auto_start: bool
     chat_poll_interval_s: float
     chat_offline_grace_s: float

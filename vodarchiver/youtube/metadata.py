@@ -83,17 +83,41 @@ def marker_tags(vod_id: str, part: int, parts: int) -> tuple[str, ...]:
 
 
 def check_template(template: str) -> str:
-    """A template's text, or ValueError naming the first unknown or malformed field."""
+    """A template's text, or ValueError naming the first field that is not a plain field name.
+
+    Only `{name}` is allowed: attribute or index access (`{title.__class__}`, `{title[0]}`)
+    publishes Python internals, a conversion (`{title!r}`) or a format spec (`{title:d}`,
+    `{title:>300000000}`) fails every upload or eats memory, so all of them are refused here,
+    at start-up, rather than at the first upload.
+    """
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"is not a valid template ({exc}); write literal braces as {{{{ }}}}") \
             from None  # fmt: skip
-    for name in fields:
-        base = re.split(r"[.\[]", name, maxsplit=1)[0]
-        if base not in TEMPLATE_FIELDS:
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        shown = (
+            "{"
+            + name
+            + (f"!{conversion}" if conversion else "")
+            + (f":{spec}" if spec else "")
+            + "}"
+        )
+        if name not in TEMPLATE_FIELDS:
+            if re.split(r"[.\[]", name, maxsplit=1)[0] in TEMPLATE_FIELDS:
+                raise ValueError(
+                    f"field {shown[:60]} uses attribute or index access; only plain names like "
+                    "{title} are allowed"
+                )
             raise ValueError(
-                f"unknown field {{{name}}}; the fields are {', '.join(TEMPLATE_FIELDS)}"
+                f"unknown field {shown[:60]}; the fields are {', '.join(TEMPLATE_FIELDS)}"
+            )
+        if conversion or spec:
+            raise ValueError(
+                f"field {shown[:60]} has a conversion or format spec; only plain names like "
+                "{title} are allowed"
             )
     return template
 
