@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 
 from vodarchiver import __version__
+from vodarchiver.archive_app import build_archive
 from vodarchiver.config import Settings
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
@@ -331,6 +332,7 @@ def start_parts(
     )  # fmt: skip
     uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks)
     chat = build_chat(settings, helix, db, metrics, checks)
+    archive = build_archive(settings, db, http_client, metrics)  # issue 13: replay, extras
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
         started_at=started_at, cancel=downloads.cancel if downloads else None,
@@ -350,6 +352,7 @@ def start_parts(
         supervisor.start("uploads", uploads.run_forever())
     if chat is not None:
         supervisor.start("chat", chat.run_forever())
+    archive.start(supervisor)
     return supervisor
 
 

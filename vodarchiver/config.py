@@ -114,6 +114,15 @@ VARIABLES: tuple[Variable, ...] = (
         "Which videos to archive: comma-separated `archive` (past broadcasts), `highlight`, "
         "`upload`.", vod_types,
     ),
+    Variable(
+        "TWITCH_GQL_URL", "twitch_gql_url", "Twitch", "https://gql.twitch.tv",
+        "Base URL of Twitch's GQL endpoint (`/gql` is added): chat replay and chapters.", http_url,
+    ),
+    Variable(
+        "TWITCH_GQL_CLIENT_ID", "twitch_gql_client_id", "Twitch", "kd1unb4b3q4t58fwlpcbzcbnm76a8fp",
+        "Client id sent to GQL (not your application's: GQL takes the ids of Twitch's own "
+        "clients; `kimne78kx3ncx6brgo4mv6wki5h1ko` is the web player's).", nonempty,
+    ),
     # Chat
     Variable(
         "CHAT_AUTO_START", "chat_auto_start", "Chat", "0",
@@ -157,6 +166,21 @@ VARIABLES: tuple[Variable, ...] = (
         "A placeholder (chat of a live stream) still without its VOD this long after the "
         "stream ended is reported by `/status`; a VOD without a stream id is matched to a "
         "placeholder whose start is this close.", positive_duration,
+    ),
+    Variable(
+        "CHAT_REPLAY", "chat_replay", "Chat", "1",
+        "`1`: fetch every finished VOD's chat replay (and chapters) from Twitch GQL, merged with "
+        "live chat by message id; `0`: live chat only.", flag,
+    ),
+    Variable(
+        "CHAT_REPLAY_INTERVAL", "chat_replay_interval_s", "Chat", "250ms",
+        "Least time between the starts of two GQL requests (politeness: Twitch publishes no "
+        "limit). 429 and 5xx answers back off further.", parse_duration,
+    ),
+    Variable(
+        "CHAT_REPLAY_RETRY", "chat_replay_retry_s", "Chat", "6h",
+        "When a replay Twitch refused (integrity check, no comments, deleted VOD) is asked again.",
+        positive_duration,
     ),
     # Pipeline
     Variable(
@@ -427,6 +451,8 @@ class Settings:
     twitch_retention_days: dict[str, int]
     helix_timeout_s: float
     twitch_vod_types: tuple[str, ...]
+    twitch_gql_url: str
+    twitch_gql_client_id: str
     chat_auto_start: bool
     chat_poll_interval_s: float
     chat_offline_grace_s: float
@@ -435,6 +461,9 @@ class Settings:
     twitch_oauth_token: Secret | None
     twitch_irc_url: IrcEndpoint
     vod_reconcile_window_s: float
+    chat_replay: bool
+    chat_replay_interval_s: float
+    chat_replay_retry_s: float
     discovery_interval_s: float
     max_concurrent_downloads: int
     download_max_attempts: int

@@ -1,0 +1,68 @@
+"""Composition of the archive-completeness parts (issue 13): chat replay, coverage, extras.
+
+`app.py` calls `build_archive` with a couple of lines; this module builds the real clients and
+stages over the daemon's pool, HTTP client and metrics registry, and says in the log which parts
+run and why the others do not.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from vodarchiver.archive_metrics import ArchiveMetrics
+from vodarchiver.config import Settings
+from vodarchiver.db.database import Database
+from vodarchiver.db.replay_store import ReplayStore
+from vodarchiver.logs import get_logger
+from vodarchiver.metrics import Metrics
+from vodarchiver.pipeline.chat_replay import ChatReplay
+from vodarchiver.supervisor import Supervisor
+from vodarchiver.twitch.gql import GqlClient
+
+
+@dataclass
+class Archive:
+    """The parts of issue 13 this daemon runs (None: off, said in the log)."""
+
+    metrics: ArchiveMetrics
+    replay_store: ReplayStore
+    replay: ChatReplay | None
+
+    def start(self, supervisor: Supervisor) -> None:
+        """Start each part that runs as a supervised task."""
+        if self.replay is not None:
+            supervisor.start("chat_replay", self.replay.run_forever())
+
+
+def owner_prefix(settings: Settings) -> str:
+    """What every run of this daemon on this host and data directory has in `claimed_by`."""
+    return f"{socket.gethostname()}:{settings.data_dir.resolve()}:"
+
+
+def build_archive(
+    settings: Settings, db: Database, http: httpx.AsyncClient, metrics: Metrics
+) -> Archive:
+    """Chat replay (CHAT_REPLAY) and the stores the API reads."""
+    log = get_logger("chat_replay")
+    archive_metrics = ArchiveMetrics(metrics.registry)
+    store = ReplayStore(db.pool)
+    replay = None
+    prefix = owner_prefix(settings)
+    if settings.chat_replay:
+        gql = GqlClient(http, url=settings.twitch_gql_url, client_id=settings.twitch_gql_client_id,
+                        timeout_s=settings.helix_timeout_s)  # fmt: skip
+        replay = ChatReplay(
+            gql, store, archive_metrics, owner_prefix=prefix,
+            owner=f"{prefix}{os.getpid()}:{int(time.time())}",
+            interval_s=settings.chat_replay_interval_s, retry_s=settings.chat_replay_retry_s,
+        )  # fmt: skip
+        log.info("chat_replay_enabled", gql_url=settings.twitch_gql_url,
+                 interval_s=settings.chat_replay_interval_s)  # fmt: skip
+    else:
+        log.info("chat_replay_disabled", reason="CHAT_REPLAY is 0")
+    return Archive(archive_metrics, store, replay)
