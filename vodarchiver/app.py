@@ -338,6 +338,7 @@ def start_parts(
         started_at=started_at, cancel=downloads.cancel if downloads else None,
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
+        archive=archive.vod_fields,
     )  # fmt: skip
     server = HttpServer(build_app(api, metrics), sock)
     supervisor = Supervisor()

@@ -11,16 +11,19 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import httpx
 
 from vodarchiver.archive_metrics import ArchiveMetrics
 from vodarchiver.config import Settings
 from vodarchiver.db.database import Database
-from vodarchiver.db.replay_store import ReplayStore
+from vodarchiver.db.replay_store import ReplayJob, ReplayStore
 from vodarchiver.logs import get_logger
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.chat_replay import ChatReplay
+from vodarchiver.pipeline.coverage import summarize
 from vodarchiver.supervisor import Supervisor
 from vodarchiver.twitch.gql import GqlClient
 
@@ -32,6 +35,25 @@ class Archive:
     metrics: ArchiveMetrics
     replay_store: ReplayStore
     replay: ChatReplay | None
+
+    async def vod_fields(self, vod_id: str) -> dict[str, Any]:
+        """What `GET /vods/{id}` adds: `chat_coverage` (with the replay job) and `chapters`."""
+        masks = await self.replay_store.minute_sources(vod_id)
+        replay = await self.replay_store.status(vod_id)
+        coverage: dict[str, Any] = summarize(masks).as_json() if masks else {}
+        coverage["replay"] = _jsonable(replay) if replay else None
+        chapters = await self.replay_store.chapters(vod_id)
+        return {
+            "chat_coverage": coverage,
+            "chapters": [{"start_s": c.start_ms / 1000, "duration_s": c.duration_ms / 1000,
+                          "title": c.title, "game_id": c.game_id} for c in chapters],
+        }  # fmt: skip
+
+    async def replay_done(self, job: ReplayJob) -> None:
+        """After a replay: the channel's coverage gauges show this VOD's figures."""
+        found = summarize(await self.replay_store.minute_sources(job.vod_id))
+        self.metrics.coverage.labels(job.channel).set(found.ratio)
+        self.metrics.gap_minutes.labels(job.channel).set(found.minutes - found.covered)
 
     def start(self, supervisor: Supervisor) -> None:
         """Start each part that runs as a supervised task."""
@@ -65,4 +87,11 @@ def build_archive(
                  interval_s=settings.chat_replay_interval_s)  # fmt: skip
     else:
         log.info("chat_replay_disabled", reason="CHAT_REPLAY is 0")
-    return Archive(archive_metrics, store, replay)
+    archive = Archive(archive_metrics, store, replay)
+    if replay is not None:
+        replay.after_done = archive.replay_done
+    return archive
+
+
+def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}

@@ -128,6 +128,7 @@ class Api:
         uploads: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         chat: ChatStore | None = None,
         chat_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        archive: Callable[[str], Awaitable[dict[str, Any]]] | None = None,  # issue 13's fields
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -140,6 +141,7 @@ class Api:
         self._uploads = uploads
         self._chat = chat
         self._chat_status = chat_status
+        self._archive = archive
         self._clock = clock
 
     async def healthz(self, _: Request) -> Response:
@@ -259,11 +261,12 @@ class Api:
         try:
             row = await self._store.vod_get(vod_id)
             parts = await self._store.vod_uploads(vod_id) if row is not None else []
+            extra = await self._archive(vod_id) if row is not None and self._archive else {}
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
         if row is None:
             return JSONResponse({"error": "no such VOD"}, 404)
-        return JSONResponse({**vod_json(row), "parts": [vod_json(p) for p in parts]})
+        return JSONResponse({**vod_json(row), "parts": [vod_json(p) for p in parts], **extra})
 
     async def cancel_vod(self, request: Request) -> Response:
         """Stop a VOD's download at once and keep it from being archived (`canceled`)."""

@@ -121,6 +121,7 @@ class FakeGql:
         self.received: list[GqlReceived] = []
         self._knobs: deque[str] = deque()
         self.served_comments = 0
+        self._changed = asyncio.Condition()
 
     # -- state --------------------------------------------------------------------------------
 
@@ -198,6 +199,11 @@ class FakeGql:
         self.integrity_on_cursor = False
         self.served_comments = 0
 
+    async def wait_for_requests(self, n: int, operation: str = COMMENTS_OP) -> None:
+        """Return once `n` operations of this name have been answered."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.count(operation) >= n)
+
     def count(self, operation: str = COMMENTS_OP, outcome: str | None = None) -> int:
         """How many operations of this name (and outcome) were answered."""
         return sum(1 for r in self.received
@@ -217,6 +223,8 @@ class FakeGql:
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
         await response(scope, receive, send)
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _handle(self, request: Request) -> Response:
         at = time.monotonic()

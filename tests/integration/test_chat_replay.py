@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.fakes.gql import Chapter, FakeGql
 from tests.fakes.server import LocalServer
+from vodarchiver.archive_app import Archive
 from vodarchiver.archive_metrics import ArchiveMetrics
 from vodarchiver.db.replay_store import ReplayStore
 from vodarchiver.pipeline.chat_replay import ChatReplay
@@ -241,3 +242,27 @@ async def test_replicas_split_the_vods(rig: Rig) -> None:
     again = await rig.store.claim("host:a:2", 60, prefix="host:a:")
     assert again is not None
     assert again.vod_id == a.vod_id
+
+
+async def test_coverage_of_a_scripted_gap(rig: Rig) -> None:
+    """Live chat with a 20-minute hole and a refused replay: 2/3 covered, the hole is the gap."""
+    vod = await rig.add_vod("2020")
+    await rig.rows(
+        "INSERT INTO chat_messages (msg_id, vod_id, channel, message, sent_at, offset_ms) "
+        "SELECT 'm' || s, %s, 'alice', 'hi', now(), s * 30000 FROM generate_series(0, 119) s "
+        "WHERE s * 30 < 1200 OR s * 30 >= 2400",
+        vod,
+    )
+    rig.fake.comments_null_next()
+    assert await rig.stage().run_once()
+    archive = Archive(ArchiveMetrics(CollectorRegistry()), rig.store, None)
+    shown = (await archive.vod_fields("2020"))["chat_coverage"]
+    assert (shown["minutes"], shown["covered_minutes"], shown["only_live_minutes"]) == (60, 40, 40)
+    assert shown["gaps"] == [{"from_s": 1200, "to_s": 2400, "from": "0:20:00", "to": "0:40:00"}]
+    assert (shown["replay"]["state"], shown["replay"]["reason"]) == ("unavailable", "comments_null")
+    # Twitch answers later: the replay fills the hole and every minute is seen by both or replay.
+    rig.fake.script_chat("2020", 120, ids=[f"m{s}" for s in range(120)])
+    await rig.rows("UPDATE chat_replays SET next_attempt_at = now()")
+    assert await rig.stage().run_once()
+    shown = (await archive.vod_fields("2020"))["chat_coverage"]
+    assert (shown["coverage"], shown["gaps"], shown["only_replay_minutes"]) == (1.0, [], 20)

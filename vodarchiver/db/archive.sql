@@ -100,3 +100,20 @@ SELECT c.start_ms, c.duration_ms, c.title, c.game_id
 FROM vod_chapters c JOIN vods v ON v.id = c.vod_id
 WHERE v.twitch_vod_id = %(vod_id)s
 ORDER BY c.position;
+
+-- name: chat_coverage_minutes
+-- For each minute of a VOD, which sources saw chat in it (bit_or of `sources`: 1 live IRC,
+-- 2 replay; 0 none). Minutes past the VOD's duration (chat after its end) are not counted.
+WITH v AS (
+    SELECT id, GREATEST(1, ceil(COALESCE(duration_s, 0) / 60.0))::int AS minutes
+    FROM vods WHERE twitch_vod_id = %(vod_id)s
+), m AS (
+    SELECT (c.offset_ms / 60000)::int AS minute, bit_or(c.sources)::int AS sources
+    FROM chat_messages c JOIN v ON c.vod_id = v.id
+    WHERE c.offset_ms >= 0
+    GROUP BY 1
+)
+SELECT g.minute, COALESCE(m.sources, 0)
+FROM v CROSS JOIN generate_series(0, v.minutes - 1) AS g(minute)
+LEFT JOIN m ON m.minute = g.minute
+ORDER BY g.minute;

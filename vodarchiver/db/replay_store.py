@@ -126,6 +126,12 @@ class ReplayStore:
             await cur.execute(q("replay_status"), {"vod_id": vod_id})
             return await cur.fetchone()
 
+    async def minute_sources(self, vod_id: str) -> list[int]:
+        """Each minute of the VOD: which sources saw chat in it (bitmask; empty: no such VOD)."""
+        async with pooled(self._pool, TIMEOUT_S) as conn:
+            cur = await conn.execute(q("chat_coverage_minutes"), {"vod_id": vod_id})
+            return [int(sources) for _, sources in await cur.fetchall()]
+
     async def chapters(self, vod_id: str) -> list[VideoChapter]:
         """A VOD's stored chapters, in order."""
         async with pooled(self._pool, TIMEOUT_S) as conn:

@@ -65,7 +65,7 @@ class ChatReplay:
         self._retry_s = retry_s
         self._poll_s = poll_s
         self._lease_s = lease_s
-        self._after_done = after_done
+        self.after_done = after_done
         self._monotonic = monotonic
         self._sleep = sleep
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not security
@@ -109,8 +109,8 @@ class ChatReplay:
                 self._log.warning("chat_replay_lease_lost")
                 outcome = "lease_lost"
             self._metrics.replay_runs.labels(outcome).inc()
-            if outcome == "done" and self._after_done is not None:
-                await self._after_done(job)
+            if outcome == "done" and self.after_done is not None:
+                await self.after_done(job)
             return outcome
 
     async def _chapters(self, job: ReplayJob) -> None:
