@@ -202,6 +202,7 @@ def build_uploads(
         upload_limit_cooldown=timedelta(seconds=settings.upload_limit_cooldown_s),
         max_part_duration_s=settings.youtube_max_part_duration_s,
         max_part_bytes=settings.youtube_max_part_size,
+        split_chapter_distance_s=settings.youtube_split_chapter_distance_s,
         delete_after_upload=settings.delete_after_upload,
         title_template=settings.youtube_title_template,
         description_template=settings.youtube_description_template,

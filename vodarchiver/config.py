@@ -347,6 +347,12 @@ VARIABLES: tuple[Variable, ...] = (
         "A larger VOD is split too (YouTube takes at most 256 GB per video).", parse_size,
     ),
     Variable(
+        "YOUTUBE_SPLIT_CHAPTER_DISTANCE", "youtube_split_chapter_distance_s", "YouTube", "30m",
+        "A long VOD is cut at the chapter (game) boundary nearest below the part limit when one "
+        "lies this close to it, else at the limit; 0 never moves a cut to a chapter.",
+        parse_duration,
+    ),
+    Variable(
         "YOUTUBE_QUOTA_BUDGETS", "youtube_quota_budgets", "YouTube", "default=10000",
         "Daily quota buckets, as `bucket=units` pairs (reset at midnight Pacific time).",
         quota_budgets,
@@ -491,6 +497,7 @@ class Settings:
     youtube_playlists: dict[str, str]
     youtube_max_part_duration_s: float
     youtube_max_part_size: int
+    youtube_split_chapter_distance_s: float
     youtube_quota_budgets: dict[str, int]
     youtube_quota_costs: dict[str, tuple[str, int]]
     upload_limit_cooldown_s: float

@@ -132,6 +132,10 @@ class ReplayStore:
             cur = await conn.execute(q("chat_coverage_minutes"), {"vod_id": vod_id})
             return [int(sources) for _, sources in await cur.fetchall()]
 
+    async def chapter_marks(self, vod_id: str) -> list[tuple[float, str]]:
+        """A VOD's chapters as (start in seconds, title), for descriptions and split points."""
+        return [(c.start_ms / 1000, c.title) for c in await self.chapters(vod_id)]
+
     async def chapters(self, vod_id: str) -> list[VideoChapter]:
         """A VOD's stored chapters, in order."""
         async with pooled(self._pool, TIMEOUT_S) as conn:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vodarchiver.youtube import chapters
+
 TITLE_MAX_CHARS = 100
 DESCRIPTION_MAX_BYTES = 5000
 TAGS_MAX_CHARS = 500
@@ -37,7 +39,7 @@ class VodFacts:
     url: str
     duration_s: int
     muted_segments: Sequence[Mapping[str, Any]]
-    chapters: Sequence[tuple[int, str]] = ()  # (offset in seconds, name); none from Helix yet
+    chapters: Sequence[tuple[float, str]] = ()  # (start in seconds, title), from Twitch GQL
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,8 @@ def _muted_lines(facts: VodFacts, span: PartSpan) -> list[str]:
 
 
 def _chapters_text(facts: VodFacts, span: PartSpan) -> str:
-    inside = [(at - span.start_s, name) for at, name in facts.chapters
-              if span.start_s <= at < span.end_s]  # fmt: skip
-    return "\n".join(f"{clock(at)} {clean(name)}" for at, name in inside)
+    marks = [(float(at), clean(name)) for at, name in facts.chapters]
+    return chapters.block(marks, span.start_s, span.end_s)
 
 
 def _fields(facts: VodFacts, span: PartSpan) -> dict[str, Any]:
@@ -197,6 +198,8 @@ def build(
 
     mark = marker(facts.vod_id, span.part, span.parts)
     body = clean(description_template.format(**fields)).strip()
+    if fields["chapters"] and "{chapters}" not in description_template:
+        body += "\n\n" + fields["chapters"]  # the template left them out: listed after it
     muted = _muted_lines(facts, span)
     if muted:
         body += "\n\nMuted by Twitch (no sound in these stretches):\n" + "\n".join(muted)
