@@ -40,3 +40,28 @@ CREATE TABLE vod_chapters (
     game_id     text,
     PRIMARY KEY (vod_id, position)
 );
+
+-- YouTube extras of each published part (thumbnail, chat captions): done at most once, recorded
+-- here before the stage moves on, and checked before any call. `pending` work waits for quota
+-- (never the units the next video upload needs) and is retried; `refused` is not asked again
+-- (a channel that may not set thumbnails, a token without the captions scope); `skipped` had
+-- nothing to send (no thumbnail from Twitch and the file gone, no chat in the part).
+CREATE TABLE youtube_extras (
+    vod_id          bigint      NOT NULL,
+    part            integer     NOT NULL,
+    kind            text        NOT NULL,
+    state           text        NOT NULL DEFAULT 'pending',
+    detail          text,
+    attempts        integer     NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    claimed_by      text,
+    claim_until     timestamptz,
+    done_at         timestamptz,
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (vod_id, part, kind),
+    FOREIGN KEY (vod_id, part) REFERENCES youtube_uploads (vod_id, part) ON DELETE CASCADE,
+    CONSTRAINT youtube_extras_kind_check CHECK (kind IN ('thumbnail', 'captions')),
+    CONSTRAINT youtube_extras_state_check CHECK (state IN ('pending', 'done', 'refused', 'skipped'))
+);
+
+CREATE INDEX youtube_extras_due_idx ON youtube_extras (next_attempt_at) WHERE state = 'pending';

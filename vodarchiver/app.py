@@ -333,7 +333,7 @@ def start_parts(
     )  # fmt: skip
     uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks)
     chat = build_chat(settings, helix, db, metrics, checks)
-    archive = build_archive(settings, db, http_client, metrics)  # issue 13: replay, extras
+    archive = build_archive(settings, db, http_client, metrics, google_client)  # issue 13
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
         started_at=started_at, cancel=downloads.cancel if downloads else None,

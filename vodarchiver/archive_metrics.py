@@ -32,6 +32,13 @@ class ArchiveMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.extras = Counter(
+            "vodarchiver_youtube_extras_total",
+            "Extras of published parts by kind (thumbnail, captions) and outcome (done, pending, "
+            "refused, skipped).",
+            ["kind", "outcome"],
+            registry=registry,
+        )
         self.coverage = Gauge(
             "vodarchiver_chat_coverage_ratio",
             "Minutes with chat from at least one source over the VOD's minutes, for the channel's "

@@ -353,6 +353,25 @@ VARIABLES: tuple[Variable, ...] = (
         parse_duration,
     ),
     Variable(
+        "YOUTUBE_THUMBNAILS", "youtube_thumbnails", "YouTube", "1",
+        "1 sets each part's thumbnail (Twitch's, or a frame of the file) with `thumbnails.set` "
+        "(50 units), after the upload and never with the units the next upload needs.", flag,
+    ),
+    Variable(
+        "YOUTUBE_CHAT_CAPTIONS", "youtube_chat_captions", "YouTube", "0",
+        "1 adds each part's chat as a caption track (`captions.insert`, 400 units); needs the "
+        "`youtube.force-ssl` scope, asked for by `vodarchiver auth youtube` when this is 1.", flag,
+    ),
+    Variable(
+        "YOUTUBE_CAPTIONS_NAME", "youtube_captions_name", "YouTube", "Twitch chat",
+        "Name of the chat caption track (an existing track of this name is not added again).",
+        nonempty,
+    ),
+    Variable(
+        "YOUTUBE_CAPTIONS_LANGUAGE", "youtube_captions_language", "YouTube", "en",
+        "Language code of the chat caption track.", nonempty,
+    ),
+    Variable(
         "YOUTUBE_QUOTA_BUDGETS", "youtube_quota_budgets", "YouTube", "default=10000",
         "Daily quota buckets, as `bucket=units` pairs (reset at midnight Pacific time).",
         quota_budgets,
@@ -361,8 +380,9 @@ VARIABLES: tuple[Variable, ...] = (
         "YOUTUBE_QUOTA_COSTS", "youtube_quota_costs", "YouTube",
         "videos.insert=default:1600",
         "Price of each call as `call=bucket:units` (calls: videos.insert, videos.list, "
-        "channels.list, playlistItems.list, playlistItems.insert; unnamed ones cost 1, 50 for "
-        "playlistItems.insert, from `default`). Google's separate upload bucket: "
+        "channels.list, playlistItems.list, playlistItems.insert, thumbnails.set, captions.list, "
+        "captions.insert; unnamed ones cost 1, 50 for playlistItems.insert, thumbnails.set and "
+        "captions.list, 400 for captions.insert, from `default`). Google's separate upload bucket: "
         "`YOUTUBE_QUOTA_BUDGETS=default=10000,uploads=100` and "
         "`YOUTUBE_QUOTA_COSTS=videos.insert=uploads:1`.", quota_costs,
     ),
@@ -498,6 +518,10 @@ class Settings:
     youtube_max_part_duration_s: float
     youtube_max_part_size: int
     youtube_split_chapter_distance_s: float
+    youtube_thumbnails: bool
+    youtube_chat_captions: bool
+    youtube_captions_name: str
+    youtube_captions_language: str
     youtube_quota_budgets: dict[str, int]
     youtube_quota_costs: dict[str, tuple[str, int]]
     upload_limit_cooldown_s: float

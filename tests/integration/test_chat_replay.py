@@ -17,6 +17,7 @@ from tests.fakes.gql import Chapter, FakeGql
 from tests.fakes.server import LocalServer
 from vodarchiver.archive_app import Archive
 from vodarchiver.archive_metrics import ArchiveMetrics
+from vodarchiver.db.extras_store import ExtrasStore
 from vodarchiver.db.replay_store import ReplayStore
 from vodarchiver.pipeline.chat_replay import ChatReplay
 from vodarchiver.twitch.gql import GqlClient
@@ -255,7 +256,8 @@ async def test_coverage_of_a_scripted_gap(rig: Rig) -> None:
     )
     rig.fake.comments_null_next()
     assert await rig.stage().run_once()
-    archive = Archive(ArchiveMetrics(CollectorRegistry()), rig.store, None)
+    archive = Archive(ArchiveMetrics(CollectorRegistry()), rig.store, None,
+                      ExtrasStore(rig.store._pool))  # fmt: skip
     shown = (await archive.vod_fields("2020"))["chat_coverage"]
     assert (shown["minutes"], shown["covered_minutes"], shown["only_live_minutes"]) == (60, 40, 40)
     assert shown["gaps"] == [{"from_s": 1200, "to_s": 2400, "from": "0:20:00", "to": "0:40:00"}]

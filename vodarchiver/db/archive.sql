@@ -117,3 +117,54 @@ SELECT g.minute, COALESCE(m.sources, 0)
 FROM v CROSS JOIN generate_series(0, v.minutes - 1) AS g(minute)
 LEFT JOIN m ON m.minute = g.minute
 ORDER BY g.minute;
+
+-- name: extras_enqueue
+-- Each published part gets its extras once (the kinds this daemon does).
+INSERT INTO youtube_extras (vod_id, part, kind)
+SELECT u.vod_id, u.part, k.kind
+FROM youtube_uploads u CROSS JOIN unnest(%(kinds)s::text[]) AS k(kind)
+WHERE u.video_id IS NOT NULL
+ON CONFLICT (vod_id, part, kind) DO NOTHING;
+
+-- name: extras_claim
+-- The next due extra of the kinds given, leased like the other stages' work (an earlier run of
+-- this daemon, same `prefix`, is taken over at once).
+UPDATE youtube_extras e
+SET claimed_by = %(owner)s, claim_until = now() + make_interval(secs => %(lease_s)s),
+    attempts = e.attempts + 1, updated_at = now()
+FROM youtube_uploads u, vods v
+WHERE u.vod_id = e.vod_id AND u.part = e.part AND v.id = e.vod_id
+  AND (e.vod_id, e.part, e.kind) = (
+    SELECT x.vod_id, x.part, x.kind FROM youtube_extras x
+    WHERE x.state = 'pending' AND x.next_attempt_at <= now() AND x.kind = ANY(%(kinds)s)
+      AND (x.claim_until IS NULL OR x.claim_until < now()
+           OR (starts_with(x.claimed_by, %(prefix)s) AND x.claimed_by <> %(owner)s))
+    ORDER BY x.next_attempt_at, x.vod_id, x.part, x.kind
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING e.vod_id, e.part, e.kind, e.attempts, u.parts, u.video_id, u.file_path, u.start_s,
+          u.duration_s, v.twitch_vod_id, v.thumbnail_url, v.duration_s;
+
+-- name: extras_finish
+-- An extra's run ends: done, refused, skipped, or pending again (due after `retry_s`). Only the
+-- worker holding it may record it.
+UPDATE youtube_extras
+SET state = %(state)s, detail = %(detail)s, claimed_by = NULL, claim_until = NULL,
+    next_attempt_at = now() + make_interval(secs => %(retry_s)s),
+    done_at = CASE WHEN %(state)s = 'done' THEN now() ELSE done_at END, updated_at = now()
+WHERE vod_id = %(vod_row_id)s AND part = %(part)s AND kind = %(kind)s
+  AND claimed_by = %(owner)s;
+
+-- name: extras_refuse_all
+-- YouTube refused this kind for the whole channel (no custom thumbnails, no captions scope):
+-- every pending one is recorded as refused at once and never asked again.
+UPDATE youtube_extras SET state = 'refused', detail = %(detail)s, claimed_by = NULL,
+    claim_until = NULL, updated_at = now()
+WHERE kind = %(kind)s AND state = 'pending';
+
+-- name: extras_of_vod
+-- A VOD's extras, for /vods/{id}: what is done and what is still to do.
+SELECT e.part, e.kind, e.state, e.detail, e.attempts, e.next_attempt_at, e.done_at
+FROM youtube_extras e JOIN vods v ON v.id = e.vod_id
+WHERE v.twitch_vod_id = %(vod_id)s
+ORDER BY e.part, e.kind;
