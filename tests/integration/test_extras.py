@@ -165,3 +165,26 @@ async def test_with_the_quota_nearly_spent_the_next_upload_goes_first(
     assert rig.fake.count("captions.insert") == 2
     names = [r.endpoint for r in rig.fake.requests if r.endpoint in ("insert", "thumbnails.set")]
     assert names == ["insert", "insert", "thumbnails.set", "thumbnails.set"]
+
+
+async def test_a_token_without_the_captions_scope_is_reported_not_retried(
+    rig: Rig, cdn: tuple[FakeCdn, str]
+) -> None:
+    """403 insufficientPermissions: every part's captions refused once, thumbnails still set."""
+    _, cdn_url = cdn
+    for vod_id in ("5301", "5302"):
+        await add_published_vod(rig, vod_id, cdn_url)
+    await rig.drain()
+    rig.fake.force_ssl_scope = False
+    await drain(extras(rig))
+    assert rig.fake.count("captions.list") == 1  # asked once, then never again
+    rows = await sql(
+        rig, "SELECT kind, state, count(*) FROM youtube_extras GROUP BY 1, 2 ORDER BY 1"
+    )
+    assert rows == [("captions", "refused", 2), ("thumbnail", "done", 2)]
+    (detail,) = (
+        await sql(rig, "SELECT DISTINCT detail FROM youtube_extras WHERE kind = 'captions'")
+    )[0]
+    assert "insufficientPermissions" in detail
+    await sql(rig, "UPDATE youtube_extras SET next_attempt_at = now()")
+    assert await drain(extras(rig)) == 0
