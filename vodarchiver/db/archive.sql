@@ -7,7 +7,7 @@
 -- holds is only marked as seen by both.
 INSERT INTO chat_replays (vod_id)
 SELECT v.id FROM vods v
-WHERE v.state NOT IN ('live', 'placeholder', 'gone')
+WHERE v.state NOT IN ('live', 'placeholder', 'gone', 'canceled', 'skipped', 'skipped_restricted')
   AND NOT EXISTS (SELECT 1 FROM chat_replays r WHERE r.vod_id = v.id)
 ON CONFLICT (vod_id) DO NOTHING;
 
