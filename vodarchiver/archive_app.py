@@ -7,9 +7,6 @@ run and why the others do not.
 
 from __future__ import annotations
 
-import os
-import socket
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +26,7 @@ from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.chat_replay import ChatReplay
 from vodarchiver.pipeline.coverage import summarize
 from vodarchiver.pipeline.extras import ExtrasPolicy, ExtrasStage
+from vodarchiver.pipeline.leased import Owner
 from vodarchiver.pipeline.quota import QuotaPlan
 from vodarchiver.supervisor import Supervisor
 from vodarchiver.twitch.gql import GqlClient
@@ -77,27 +75,26 @@ class Archive:
             supervisor.start("extras", self.extras.run_forever())
 
 
-def owner_prefix(settings: Settings) -> str:
-    """What every run of this daemon on this host and data directory has in `claimed_by`."""
-    return f"{socket.gethostname()}:{settings.data_dir.resolve()}:"
-
-
 def build_archive(
     settings: Settings, db: Database, http: httpx.AsyncClient, metrics: Metrics,
-    google_http: httpx.AsyncClient | None = None,
+    google_http: httpx.AsyncClient | None = None, *, owner: Owner,
 ) -> Archive:  # fmt: skip
-    """Chat replay (CHAT_REPLAY) and the stores the API reads."""
+    """Chat replay (CHAT_REPLAY) and the stores the API reads.
+
+    Both jobs claim under the process's `Owner` (the one discovery, downloads and uploads use):
+    `claimed_by` is a token of it for the stage (`chat_replay`, `extras`), and a restarted daemon
+    takes over its killed predecessor's claims at once by the owner's prefix.
+    """
     log = get_logger("chat_replay")
     archive_metrics = ArchiveMetrics(metrics.registry)
     store = ReplayStore(db.pool)
     replay = None
-    prefix = owner_prefix(settings)
     if settings.chat_replay:
         gql = GqlClient(http, url=settings.twitch_gql_url, client_id=settings.twitch_gql_client_id,
                         timeout_s=settings.helix_timeout_s)  # fmt: skip
         replay = ChatReplay(
-            gql, store, archive_metrics, owner_prefix=prefix,
-            owner=f"{prefix}{os.getpid()}:{int(time.time())}",
+            gql, store, archive_metrics, owner_prefix=owner.prefix,
+            owner=owner.token("chat_replay"),
             interval_s=settings.chat_replay_interval_s, retry_s=settings.chat_replay_retry_s,
         )  # fmt: skip
         log.info("chat_replay_enabled", gql_url=settings.twitch_gql_url,
@@ -106,7 +103,7 @@ def build_archive(
         log.info("chat_replay_disabled", reason="CHAT_REPLAY is 0")
     archive = Archive(archive_metrics, store, replay, ExtrasStore(db.pool))
     archive.extras = build_extras(settings, db, http, google_http or http, archive_metrics,
-                                  prefix=prefix)  # fmt: skip
+                                  owner=owner)  # fmt: skip
     if replay is not None:
         replay.after_done = archive.replay_done
     return archive
@@ -118,7 +115,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 def build_extras(
     settings: Settings, db: Database, twitch_http: httpx.AsyncClient,
-    google_http: httpx.AsyncClient, metrics: ArchiveMetrics, *, prefix: str,
+    google_http: httpx.AsyncClient, metrics: ArchiveMetrics, *, owner: Owner,
 ) -> ExtrasStage | None:  # fmt: skip
     """Thumbnails and captions of published parts, when uploads run and one of them is on."""
     log = get_logger("extras")
@@ -146,6 +143,6 @@ def build_extras(
     quota = QuotaPlan(settings.youtube_quota_budgets, settings.youtube_quota_costs)
     log.info("extras_enabled", kinds=list(policy.kinds))
     return ExtrasStage(client, ExtrasStore(db.pool), uploads, quota, metrics,
-                       chat=ChatStore(db.pool), http=twitch_http, owner_prefix=prefix,
-                       owner=f"{prefix}{os.getpid()}:{int(time.time())}:x",
+                       chat=ChatStore(db.pool), http=twitch_http, owner_prefix=owner.prefix,
+                       owner=owner.token("extras"),
                        policy=policy)  # fmt: skip

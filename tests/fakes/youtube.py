@@ -56,6 +56,7 @@ API_ENDPOINTS = frozenset(
         "channels.list",
         "playlistItems.list",
         "playlistItems.insert",
+        "videos.delete",
         "thumbnails.set",
         "captions.list",
         "captions.insert",
@@ -72,6 +73,7 @@ QUOTA_COSTS = {
     "channels.list": 1,
     "playlistItems.list": 1,
     "playlistItems.insert": 50,
+    "videos.delete": 50,
     "thumbnails.set": 50,
     "captions.list": 50,
     "captions.insert": 400,
@@ -401,6 +403,7 @@ class FakeGoogle:
         self.refresh_tokens: dict[str, str | None] = {}  # token -> its client (None: any)
         self.sessions: dict[str, UploadSession] = {}
         self.videos: dict[str, FakeVideo] = {}  # creation order
+        self.deleted_videos: dict[str, FakeVideo] = {}  # removed by videos.delete
         self._access: dict[str, float] = {}  # access token -> monotonic expiry
         self._codes: dict[str, _Code] = {}
         self._playlists: dict[str, list[tuple[str, str]]] = {}  # id -> [(item id, video id)]
@@ -618,6 +621,7 @@ class FakeGoogle:
             self.refresh_tokens.clear()
             self.sessions.clear()
             self.videos.clear()
+            self.deleted_videos.clear()
             self._access.clear()
             self._codes.clear()
             self._playlists.clear()
@@ -659,6 +663,7 @@ class FakeGoogle:
             ("GET", "/youtube/v3/channels"): "channels.list",
             ("GET", "/youtube/v3/playlistItems"): "playlistItems.list",
             ("POST", "/youtube/v3/playlistItems"): "playlistItems.insert",
+            ("DELETE", "/youtube/v3/videos"): "videos.delete",
             ("POST", THUMBNAIL_PATH): "thumbnails.set",
             ("GET", "/youtube/v3/captions"): "captions.list",
             ("POST", CAPTIONS_UPLOAD_PATH): "captions.insert",
@@ -698,6 +703,7 @@ class FakeGoogle:
             "videos.list": self._videos_list,
             "channels.list": self._channels_list,
             "playlistItems.list": self._playlist_items_list,
+            "videos.delete": self._videos_delete,
             "captions.list": self._captions_list,
         }
         return lists[ex.endpoint](ex.params)
@@ -1088,6 +1094,17 @@ class FakeGoogle:
     def _etag(*parts: str) -> str:
         digest = hashlib.sha256("|".join(parts).encode()).digest()
         return base64.urlsafe_b64encode(digest).decode()[:27]
+
+    def _videos_delete(self, params: dict[str, list[str]]) -> _Answer:
+        """`videos.delete`: 204, and the video is gone from every listing; 404 if unknown."""
+        ids = params.get("id", [])
+        if len(ids) != 1 or not ids[0]:
+            return youtube_error("missingRequiredParameter", "Required parameter: id")
+        video = self.videos.pop(ids[0], None)
+        if video is None:
+            return youtube_error("videoNotFound", "The video could not be found.", 404)
+        self.deleted_videos[ids[0]] = video
+        return _Answer(204, None)
 
     def _videos_list(self, params: dict[str, list[str]]) -> _Answer:
         parts = {p for value in params.get("part", []) for p in value.split(",") if p}

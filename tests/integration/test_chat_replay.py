@@ -268,3 +268,16 @@ async def test_coverage_of_a_scripted_gap(rig: Rig) -> None:
     assert await rig.stage().run_once()
     shown = (await archive.vod_fields("2020"))["chat_coverage"]
     assert (shown["coverage"], shown["gaps"], shown["only_replay_minutes"]) == (1.0, [], 20)
+
+
+async def test_a_vod_canceled_after_it_was_queued_is_not_replayed_until_restored(rig: Rig) -> None:
+    """A canceled VOD's queued replay job is left alone; once restored to queued it is replayed."""
+    await rig.add_vod("2009")
+    rig.fake.script_chat("2009", 60)
+    await rig.store.enqueue()
+    await rig.rows("UPDATE vods SET state = 'canceled' WHERE twitch_vod_id = '2009'")
+    assert not await rig.stage().run_once()
+    assert (await rig.job("2009"))["pages"] == 0
+    await rig.rows("UPDATE vods SET state = 'queued' WHERE twitch_vod_id = '2009'")
+    assert await rig.stage().run_once()
+    assert (await rig.job("2009"))["state"] == "done"

@@ -12,9 +12,10 @@ WHERE v.state NOT IN ('live', 'placeholder', 'gone', 'canceled', 'skipped', 'ski
 ON CONFLICT (vod_id) DO NOTHING;
 
 -- name: replay_claim
--- The next due replay job, taken with a lease so replicas split the work; a job whose worker
--- stopped renewing its lease is taken over, at once when that worker was an earlier run of this
--- daemon (same host and data directory: `prefix`), which cannot still be running.
+-- The next due replay job of a VOD still to be archived (not canceled, skipped or gone since it
+-- was queued; a restore makes it due again), taken with a lease so replicas split the work; a
+-- job whose worker stopped renewing its lease is taken over, at once when that worker was an
+-- earlier run of this daemon (same host and data directory: `prefix`), which cannot still run.
 UPDATE chat_replays r
 SET claimed_by = %(owner)s, claim_until = now() + make_interval(secs => %(lease_s)s),
     attempts = r.attempts + 1, started_at = COALESCE(r.started_at, now()), updated_at = now()
@@ -23,6 +24,8 @@ WHERE v.id = r.vod_id
   AND r.vod_id = (
     SELECT c.vod_id FROM chat_replays c
     WHERE c.state <> 'done' AND c.next_attempt_at <= now()
+      AND EXISTS (SELECT 1 FROM vods w WHERE w.id = c.vod_id
+                  AND w.state NOT IN ('canceled', 'skipped', 'skipped_restricted', 'gone'))
       AND (c.claim_until IS NULL OR c.claim_until < now()
            OR (starts_with(c.claimed_by, %(prefix)s) AND c.claimed_by <> %(owner)s))
     ORDER BY c.next_attempt_at, c.vod_id

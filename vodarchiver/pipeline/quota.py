@@ -17,12 +17,13 @@ from zoneinfo import ZoneInfo
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 CALLS = ("videos.insert", "videos.list", "channels.list", "playlistItems.list",
-         "playlistItems.insert", "thumbnails.set", "captions.list", "captions.insert")  # fmt: skip
+         "playlistItems.insert", "videos.delete", "thumbnails.set", "captions.list",
+         "captions.insert")  # fmt: skip
 EXTRA_CALLS = ("thumbnails.set", "captions.list", "captions.insert")  # never before an upload
 DEFAULT_BUDGETS = "default=10000"
 DEFAULT_COSTS = ("videos.insert=default:1600,videos.list=default:1,channels.list=default:1,"
                  "playlistItems.list=default:1,playlistItems.insert=default:50,"
-                 "thumbnails.set=default:50,captions.list=default:50,"
+                 "videos.delete=default:50,thumbnails.set=default:50,captions.list=default:50,"
                  "captions.insert=default:400")  # fmt: skip
 
 
