@@ -1,44 +1,31 @@
 """The web console's reads of PostgreSQL: VODs at risk, transfers running, keyset pages, channels.
 
-Same rules as `store.py`: one method per named statement (in `console.sql`), psycopg's errors
-translated by `pooled`. The statements whose filters are optional are executed unprepared:
-psycopg prepares a statement after a few runs, and PostgreSQL's generic plan for
-`(%(x)s IS NULL OR col = %(x)s)` can be a sequential scan (FIELD-NOTES, 188 ms at 1M rows); an
-unprepared statement is planned with its real values each time, which keeps the keyset pages on
-their indexes.
+Same rules as `store.py`: one method per named statement (in `console.sql`, loaded with the
+others by `queries.q`), psycopg's errors translated by `pooled`. The statements whose filters
+are optional are executed unprepared: psycopg prepares a statement after a few runs, and
+PostgreSQL's generic plan for `(%(x)s IS NULL OR col = %(x)s)` can be a sequential scan
+(FIELD-NOTES, 188 ms at 1M rows); an unprepared statement is planned with its real values each
+time, which keeps the keyset pages on their indexes.
 """
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from typing import Any, LiteralString
 
 import psycopg_pool
 from psycopg.rows import dict_row
 
-from vodarchiver.db.queries import parse_queries
+from vodarchiver.db.queries import q
 from vodarchiver.db.store import pooled
 
 TIMEOUT_S = 5.0
 SORTS = ("expiry", "date")
 SEARCH_STEP = 20_000  # messages read per step of a chat search
 SEARCH_BUDGET_S = 0.2  # a search request stops stepping after this and returns where it got
-
-
-@functools.cache
-def console_queries() -> dict[str, LiteralString]:
-    """All named statements of vodarchiver/db/console.sql."""
-    return parse_queries(files("vodarchiver.db").joinpath("console.sql").read_text("utf-8"))
-
-
-def cq(name: str) -> LiteralString:
-    """One named console statement; a KeyError names the missing query."""
-    return console_queries()[name]
 
 
 @dataclass(frozen=True)
@@ -82,19 +69,19 @@ class ConsoleStore:
     def __init__(self, pool: psycopg_pool.AsyncConnectionPool[Any]) -> None:
         self._pool = pool
 
-    async def _rows(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _rows(self, query: LiteralString, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with pooled(self._pool, TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(cq(name), params, prepare=False)
+            await cur.execute(query, params, prepare=False)
             return await cur.fetchall()
 
     async def at_risk(self, window_s: float, limit: int = 50) -> list[dict[str, Any]]:
         """VODs not archived yet that expire within `window_s`, soonest first."""
-        return await self._rows("console_at_risk", {"window_s": window_s, "limit": limit})
+        return await self._rows(q("console_at_risk"), {"window_s": window_s, "limit": limit})
 
     async def active(self) -> list[dict[str, Any]]:
         """Downloads and uploads running now."""
-        return await self._rows("console_active", {})
+        return await self._rows(q("console_active"), {})
 
     async def vods_page(
         self, where: VodFilter, *, sort: str, after: Cursor | None, limit: int
@@ -109,7 +96,9 @@ class ConsoleStore:
             "title": like_pattern(where.title) if where.title else None,
             "after_key": after.key, "after_id": after.row_id, "limit": limit + 1,
         }  # fmt: skip
-        rows = await self._rows(f"console_vods_by_{sort}", params)
+        rows = await self._rows(
+            q("console_vods_by_expiry") if sort == "expiry" else q("console_vods_by_date"), params
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         if not more:
@@ -118,7 +107,7 @@ class ConsoleStore:
 
     async def channels(self, logins: Sequence[str]) -> list[dict[str, Any]]:
         """Each configured channel as discovery last saw it."""
-        return await self._rows("console_channels", {"logins": list(logins)})
+        return await self._rows(q("console_channels"), {"logins": list(logins)})
 
     async def chat_search(
         self,
@@ -147,7 +136,7 @@ class ConsoleStore:
                 "text": like_pattern(text) if text else None,
                 "user": user.lower() if user else None,
             }  # fmt: skip
-            rows = await self._rows("console_chat_search", params)
+            rows = await self._rows(q("console_chat_search"), params)
             if not rows:
                 return found, None  # nothing left to read
             found += [r for r in rows if r["msg_id"] is not None]
