@@ -63,6 +63,12 @@ ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public
     GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role};
 ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role};
 
+-- name: backup_server_info
+-- `vodarchiver backup`/`restore`: the server's version, and whether the database has tables.
+SELECT current_setting('server_version_num')::int,
+       current_setting('server_version'),
+       (SELECT count(*) FROM pg_tables WHERE schemaname = 'public');
+
 -- name: channel_upsert
 INSERT INTO channels (login, user_id, display_name, broadcaster_type)
 VALUES (%(login)s, %(user_id)s, %(display_name)s, %(broadcaster_type)s)
