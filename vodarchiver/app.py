@@ -323,6 +323,7 @@ def start_parts(
 ) -> Supervisor:
     """Build every part over the open database and start each as a supervised task."""
     metrics = Metrics(__version__)
+    metrics.watch_disk(settings.data_dir)
     checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
     downloads = build_downloads(settings, db.store, metrics, checks)
     helix = build_helix(settings, http_client, metrics, checks)

@@ -7,7 +7,9 @@ daemon's memory, CPU and file descriptors. Later stages add their metrics here.
 from __future__ import annotations
 
 import math
+import shutil
 from datetime import datetime
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -286,6 +288,11 @@ class Metrics:
         for state, n in counts.items():
             self.vods.labels(state=state.value).set(n)
         self.vod_queue_depth.set(sum(n for state, n in counts.items() if state.in_queue))
+
+    def watch_disk(self, data_dir: Path) -> None:
+        """Read DATA_DIR's free space at every scrape, not only when a download checks it, so an
+        idle daemon reports it too (the disk alert needs a real figure, not the initial 0)."""
+        self.disk_free_bytes.set_function(lambda: float(shutil.disk_usage(data_dir).free))
 
     def set_next_expiry(self, when: datetime | None) -> None:
         """The first expiry of an unarchived VOD; NaN while there is none (no false alarm)."""
