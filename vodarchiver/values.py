@@ -155,6 +155,12 @@ def parse_host_port(raw: str) -> HostPort:
     return HostPort(host, port)
 
 
+_ESCAPE_HINT = (
+    " (a password containing / : @ ? # must be percent-encoded in the URL, or set in "
+    "DATABASE_PASSWORD instead)"
+)
+
+
 def parse_database_url(raw: str) -> DatabaseUrl:
     """A `postgresql://` URL or a libpq `key=value` string; the password is kept as a Secret."""
     text = raw.strip()
@@ -165,13 +171,10 @@ def parse_database_url(raw: str) -> DatabaseUrl:
     try:
         params = conninfo_to_dict(text)
     except Exception:
-        raise ValueError("is not a valid PostgreSQL connection string") from None
+        raise ValueError(f"is not a valid PostgreSQL connection string{_ESCAPE_HINT}") from None
     for port in str(params.get("port") or "5432").split(","):
         if not port.isdigit() or not 0 < int(port) <= 65535:
-            raise ValueError(
-                "has a port that is not a number between 1 and 65535 (a password containing "
-                "/ : @ ? # must be percent-encoded in the URL, or set in DATABASE_PASSWORD)"
-            )
+            raise ValueError(f"has a port that is not a number between 1 and 65535{_ESCAPE_HINT}")
     password = params.get("password")
     as_written = urlsplit(text).password if "://" in text else None
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
