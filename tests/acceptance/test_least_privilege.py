@@ -185,6 +185,7 @@ async def test_the_pipeline_suites_pass_as_the_runtime_role(
     assert code == 0, out
     env = {
         **os.environ,
+        "PATH": f"{REPO / '.tools/bin'}{os.pathsep}{os.environ.get('PATH', '')}",  # promtool
         "TEST_DATABASE_URL": pg_admin_url,
         "TEST_TEMPLATE_DB": roles.database,
         "TEST_DB_USER": roles.app,
