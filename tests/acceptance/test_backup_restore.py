@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -176,3 +177,53 @@ async def test_restore_refuses_a_tampered_dump_a_non_empty_database_and_missing_
     code, out = await cli("restore", str(backup_dir), "--ignore-files", env=renv)
     assert code == 0, out
     assert "1 file problems ignored" in out
+
+
+async def test_embedded_backup_while_the_daemon_runs_restores_into_a_fresh_data_dir(
+    open_dir: Path, tmp_path: Path
+) -> None:
+    """With the embedded server: `backup` reaches the running daemon's server, `restore` into a new
+    DATA_DIR (files copied, no cluster) starts a fresh server, and a daemon there serves the rows."""
+    source = open_dir / "a"
+    source.mkdir()
+    env = base_env(DATA_DIR=str(source))
+    daemon = await Daemon(env).start()
+    try:
+        await daemon.started(timeout=30)
+        port = (await daemon.wait_for("embedded_pg_started"))["port"]
+        password = (source / "postgres/password").read_text().strip()
+        url = psycopg.conninfo.make_conninfo(
+            host="127.0.0.1", port=str(port), user="vodarchiver", dbname="vodarchiver",
+            password=password,
+        )  # fmt: skip
+        await add_downloaded(url, source, "7201", os.urandom(4000))
+        await seed_chat(url, "7201", 50)
+        before = await snapshot(url)
+        backup_dir = tmp_path / "backup"
+        code, out = await cli("backup", str(backup_dir), env=env)
+        assert code == 0, out
+    finally:
+        await daemon.stop()
+
+    target = open_dir / "b"
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns("postgres"))
+    renv = base_env(DATA_DIR=str(target))
+    code, out = await cli("restore", str(backup_dir), env=renv)
+    assert code == 0, out
+    assert "every file matches" in out
+
+    daemon = await Daemon(renv).start()
+    try:
+        base = await daemon.started(timeout=30)
+        port = (await daemon.wait_for("embedded_pg_started"))["port"]
+        vod = (await get(f"{base}/vods/7201")).json()
+        assert vod["state"] == "downloaded"
+        chat = (await get(f"{base}/vods/7201/chat", params={"limit": "1000"})).json()
+        assert len(chat["items"]) == 50
+        url = psycopg.conninfo.make_conninfo(
+            host="127.0.0.1", port=str(port), user="vodarchiver", dbname="vodarchiver",
+            password=(target / "postgres/password").read_text().strip(),
+        )  # fmt: skip
+        assert await snapshot(url) == before
+    finally:
+        await daemon.stop()
