@@ -7,6 +7,7 @@ function names (followed by `(`), keywords and numbers.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,6 @@ def exported_names(exposition: str) -> set[str]:
 
 def dashboard_queries() -> list[tuple[str, str]]:
     """(panel title, expression) for every query of the shipped dashboard."""
-    import json  # noqa: PLC0415
-
     board: dict[str, Any] = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     return [
         (panel["title"], target["expr"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -190,3 +191,17 @@ def test_grafana_provisioning_matches_compose_and_the_dashboard() -> None:
     assert uids == {source["uid"]}
     compose = (REPO / "compose.yaml").read_text()
     assert f"./deploy/grafana/dashboards:{provider['options']['path']}:ro" in compose
+
+
+def test_every_runbook_link_of_the_alerts_points_at_a_section() -> None:
+    """Each alert's docs/RUNBOOK.md#anchor names a heading that exists there."""
+    runbook = (REPO / "docs/RUNBOOK.md").read_text()
+    anchors = {
+        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+        for line in runbook.splitlines()
+        if line.startswith("## ")
+    }
+    for rule in alert_rules():
+        links = re.findall(r"docs/RUNBOOK\.md#([a-z0-9-]+)", rule["annotations"]["description"])
+        assert links, f"{rule['alert']} names no runbook section"
+        assert set(links) <= anchors, f"{rule['alert']}: {set(links) - anchors}"
