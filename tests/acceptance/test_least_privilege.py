@@ -23,7 +23,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import create_database, drop_database
+from tests.conftest import RECORD_STATE_CHANGES, create_database, drop_database
 from tests.daemon import BASE_ENV_KEYS
 from vodarchiver.db.embedded import bundled_bin_dir
 
@@ -147,6 +147,37 @@ async def test_roles_sql_gives_the_runtime_role_rows_but_no_ddl(roles: Roles) ->
             await conn.execute("ALTER TABLE vods ADD COLUMN lp_probe int")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             await conn.execute("DROP TABLE kv")
+        # The schema's functions: the runtime role may call them (the lifecycle calls
+        # vods_archive_parts), PUBLIC may not.
+        cur = await conn.execute(
+            "SELECT has_function_privilege('vods_archive_parts(bigint, integer, boolean)', "
+            "'EXECUTE')"
+        )
+        assert await cur.fetchone() == (True,)
+        cur = await conn.execute(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace, "
+            "aclexplode(COALESCE(p.proacl, acldefault('f', p.proowner))) a "
+            "WHERE n.nspname = 'public' AND a.grantee = 0 AND a.privilege_type = 'EXECUTE'"
+        )
+        assert await cur.fetchall() == []
+    # What a later migration adds as the owner is the runtime role's to use without touching
+    # roles.sql (default privileges): a table, its sequence, a function.
+    async with await psycopg.AsyncConnection.connect(
+        roles.login(roles.owner, roles.owner_password), autocommit=True
+    ) as conn:
+        await conn.execute(
+            "CREATE TABLE lp_later (id bigserial PRIMARY KEY, x int);"
+            "CREATE FUNCTION lp_later_add(v int) RETURNS bigint LANGUAGE sql "
+            "AS 'INSERT INTO lp_later (x) VALUES (v) RETURNING id';"
+        )
+    async with await psycopg.AsyncConnection.connect(
+        roles.login(roles.app, roles.app_password), autocommit=True
+    ) as conn:
+        cur = await conn.execute("SELECT lp_later_add(7)")
+        assert await cur.fetchone() == (1,)
+        await conn.execute("UPDATE lp_later SET x = 8")
+        cur = await conn.execute("DELETE FROM lp_later RETURNING x")
+        assert await cur.fetchall() == [(8,)]
     # A daemon started as the runtime role on the migrated schema finds nothing to apply.
     code, out = await run(
         sys.executable, "-m", "vodarchiver", "migrate",
@@ -179,6 +210,11 @@ async def test_the_pipeline_suites_pass_as_the_runtime_role(
                       DATABASE_PASSWORD=roles.owner_password),
     )  # fmt: skip
     assert code == 0, out
+    # The test harness's recorder of state changes (tests/conftest.py) is schema: the owner's.
+    async with await psycopg.AsyncConnection.connect(
+        roles.login(roles.owner, roles.owner_password), autocommit=True
+    ) as conn:
+        await conn.execute(RECORD_STATE_CHANGES)
     env = {
         **os.environ,
         "PATH": f"{REPO / '.tools/bin'}{os.pathsep}{os.environ.get('PATH', '')}",  # promtool
