@@ -130,6 +130,7 @@ class Api:
         uploads: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         chat: ChatStore | None = None,
         chat_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        archive: Callable[[str], Awaitable[dict[str, Any]]] | None = None,  # issue 13's fields
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
@@ -142,6 +143,7 @@ class Api:
         self._uploads = uploads
         self._chat = chat
         self._chat_status = chat_status
+        self._archive = archive
         self._clock = clock
 
     @property
@@ -268,6 +270,7 @@ class Api:
         try:
             row = await self._store.vod_get(vod_id)
             parts = await self._store.vod_uploads(vod_id) if row is not None else []
+            extra = await self._archive(vod_id) if row is not None and self._archive else {}
             history = await self._operator.actions.history(vod_id) if row is not None else []
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
@@ -278,6 +281,7 @@ class Api:
             **vod_json(row), "parts": [vod_json(p) for p in parts],
             "history": [vod_json(h) for h in history],
             "actions": [a.value for a in allowed_actions(facts)],
+            **extra,
         })  # fmt: skip
 
 
