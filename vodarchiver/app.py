@@ -360,6 +360,7 @@ def start_parts(
 ) -> Supervisor:
     """Build every part over the open database and start each as a supervised task."""
     metrics = Metrics(__version__)
+    metrics.watch_disk(settings.data_dir)
     checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
     owner = Owner(settings.data_dir)  # one identity for every claim and lease of this process
     downloads = build_downloads(settings, db.store, metrics, checks, owner)
