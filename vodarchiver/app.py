@@ -11,7 +11,7 @@ import asyncio
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -22,6 +22,8 @@ from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
+from vodarchiver.db.notify_store import NotifyStore
+from vodarchiver.db.retention_store import RetentionStore
 from vodarchiver.db.store import Store
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import (
@@ -36,18 +38,23 @@ from vodarchiver.logs import get_logger
 from vodarchiver.media.downloader import Downloader, Tools
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
+from vodarchiver.notify.checker import Checker, CheckerPolicy
+from vodarchiver.notify.sender import Sender, SenderPolicy, Targets
 from vodarchiver.pipeline.chat import ChatCheck, ChatStage
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan
+from vodarchiver.pipeline.retention import Sweeper
+from vodarchiver.pipeline.retention_rules import RetentionPolicy, effective_keep_days
 from vodarchiver.pipeline.upload import UploadPolicy, UploadStage
 from vodarchiver.pipeline.upload_shared import CircuitCheck
-from vodarchiver.supervisor import Supervisor
+from vodarchiver.supervisor import StagesCheck, Supervisor
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.chat import ChatRecorder, Credentials
 from vodarchiver.twitch.helix import HelixClient
+from vodarchiver.values import HostPort
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 from vodarchiver.youtube.client import YouTubeClient
 from vodarchiver.youtube.crypto import TokenCipher, parse_key
@@ -153,6 +160,8 @@ def build_uploads(
     store: UploadStore,
     metrics: Metrics,
     checks: list[ReadinessCheck],
+    *,
+    after_upload: Callable[[int], Awaitable[None]] | None = None,
 ) -> UploadStage | None:
     """The upload stage, or None (said in the log and in /readyz) when settings turn it off."""
     log = get_logger("vod_upload")
@@ -201,11 +210,10 @@ def build_uploads(
         upload_limit_cooldown=timedelta(seconds=settings.upload_limit_cooldown_s),
         max_part_duration_s=settings.youtube_max_part_duration_s,
         max_part_bytes=settings.youtube_max_part_size,
-        delete_after_upload=settings.delete_after_upload,
         title_template=settings.youtube_title_template,
         description_template=settings.youtube_description_template,
         tags=settings.youtube_tags, playlists=settings.youtube_playlists,
-        ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe,
+        ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe, after_upload=after_upload,
     )  # fmt: skip
     checks.append(auth)
     checks.append(CircuitCheck(store))
@@ -312,6 +320,71 @@ def build_chat(
     return stage
 
 
+def build_retention(settings: Settings, db: Database) -> Sweeper:
+    """The retention sweeper (RETENTION_*, DELETE_AFTER_UPLOAD as the older form)."""
+    policy = retention_policy(settings)
+    get_logger("retention").info(
+        "retention_policy", keep_days=policy.keep_days, max_gb=settings.retention_max_gb,
+        failed_days=policy.failed_days, interval_s=settings.retention_sweep_interval_s,
+    )  # fmt: skip
+    return Sweeper(RetentionStore(db.pool), policy, data_dir=settings.data_dir,
+                   interval_s=settings.retention_sweep_interval_s)  # fmt: skip
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    """The retention rules the settings ask for."""
+    max_gb = settings.retention_max_gb
+    return RetentionPolicy(
+        keep_days=effective_keep_days(settings.retention_keep_days, settings.delete_after_upload),
+        max_bytes=int(max_gb * 2**30) if max_gb is not None else None,
+        failed_days=settings.retention_failed_days,
+    )
+
+
+def console_base(settings: Settings, bound: HostPort) -> str:
+    """CONSOLE_URL, or http:// and the bound address (the host name when bound to all)."""
+    if settings.console_url:
+        return settings.console_url
+    host = bound.host if bound.host not in ("0.0.0.0", "::", "") else socket.gethostname()  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{bound.port}"
+
+
+def build_notifications(
+    settings: Settings,
+    db: Database,
+    metrics: Metrics,
+    checks: Sequence[ReadinessCheck],
+    bound: HostPort,
+) -> tuple[Sender, Checker]:
+    """The outbox's sender and the periodic checker (both run even without NOTIFY_URLS: events
+    are then recorded as skipped, and the token age is still measured)."""
+    store = NotifyStore(db.pool)
+    raw = settings.notify_urls.get() if settings.notify_urls is not None else ""
+    targets = Targets.from_setting(raw) if raw.strip() else None
+    policy = SenderPolicy(events=settings.notify_events,
+                          console_url=console_base(settings, bound),
+                          retry_base_s=settings.notify_retry_base_s)  # fmt: skip
+    sender = Sender(store, targets, policy, data_dir=settings.data_dir)
+    checker = Checker(
+        store, metrics,
+        CheckerPolicy(
+            interval_s=settings.notify_check_interval_s,
+            at_risk_window=timedelta(seconds=settings.at_risk_window_s),
+            token_lifetime=settings.youtube_token_lifetime,
+            min_free_bytes=int(settings.disk_min_free_gb * 2**30),
+            chat_window_s=settings.vod_reconcile_window_s,
+        ),
+        data_dir=settings.data_dir, probes=checks,
+    )  # fmt: skip
+    get_logger("notify").info(
+        "notifications_enabled" if targets else "notifications_disabled",
+        targets=[t.label for t in targets.targets] if targets else [],
+        events=sorted(e.value for e in settings.notify_events),
+    )  # fmt: skip
+    return sender, checker
+
+
 def start_parts(
     settings: Settings,
     db: Database,
@@ -324,32 +397,41 @@ def start_parts(
     """Build every part over the open database and start each as a supervised task."""
     metrics = Metrics(__version__)
     checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
+    supervisor = Supervisor()
+    checks.append(StagesCheck(supervisor))
+    sweeper = build_retention(settings, db)
     downloads = build_downloads(settings, db.store, metrics, checks)
     helix = build_helix(settings, http_client, metrics, checks)
     discovery = build_discovery(
         settings, helix, db.store, metrics, on_new_work=downloads.wake if downloads else None,
     )  # fmt: skip
-    uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks)
+    uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks,
+                            after_upload=sweeper.after_upload)  # fmt: skip
     chat = build_chat(settings, helix, db, metrics, checks)
+    sender, checker = build_notifications(settings, db, metrics, checks, bound_address(sock))
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
         started_at=started_at, cancel=downloads.cancel if downloads else None,
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
+        notifications=sender.status,
     )  # fmt: skip
     server = HttpServer(build_app(api, metrics), sock)
-    supervisor = Supervisor()
+    # Core tasks stop the daemon when they end; optional stages are restarted with backoff.
     supervisor.start("http", server.serve(), stop=server.stop)
     if db.embedded is not None:
         supervisor.start("embedded_pg_watch", _watch_embedded(db.embedded))
     if discovery is not None:
-        supervisor.start("discovery", discovery.run_forever())
+        supervisor.start("discovery", discovery.run_forever, optional=True)
     if downloads is not None:
-        supervisor.start("downloads", downloads.run_forever())
+        supervisor.start("downloads", downloads.run_forever, optional=True)
     if uploads is not None:
-        supervisor.start("uploads", uploads.run_forever())
+        supervisor.start("uploads", uploads.run_forever, optional=True)
     if chat is not None:
-        supervisor.start("chat", chat.run_forever())
+        supervisor.start("chat", chat.run_forever, optional=True)
+    supervisor.start("notifications", sender.run_forever, optional=True)
+    supervisor.start("notify_checks", checker.run_forever, optional=True)
+    supervisor.start("retention", sweeper.run_forever, optional=True)
     return supervisor
 
 

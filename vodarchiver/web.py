@@ -129,6 +129,7 @@ class Api:
         chat: ChatStore | None = None,
         chat_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        notifications: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._store = store
         self._probe = probe
@@ -141,6 +142,7 @@ class Api:
         self._chat = chat
         self._chat_status = chat_status
         self._clock = clock
+        self._notifications = notifications
 
     async def healthz(self, _: Request) -> Response:
         """Liveness: the database answers."""
@@ -170,6 +172,7 @@ class Api:
             kv = await self._store.kv_get_many(STATUS_KV_KEYS)
             uploads = await self._uploads() if self._uploads else {"enabled": False}
             chat = await self._chat_status() if self._chat_status is not None else None
+            notes = await self._notifications() if self._notifications is not None else None
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
         doc = summarize(
@@ -177,6 +180,7 @@ class Api:
         )
         doc["uploads"] = uploads
         doc["chat"] = chat
+        doc["notifications"] = notes
         return JSONResponse(doc)
 
     async def vod_chat(self, request: Request) -> Response:

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from vodarchiver.values import Secret
+from vodarchiver.values import Secret, http_url, positive_duration
 
 
 class Event(enum.StrEnum):
@@ -255,3 +255,15 @@ def token_expiring_due(
         return None
     dies = issued_at + lifetime
     return dies if now >= dies - token_warning_ahead(lifetime) else None
+
+
+def parse_optional_duration(raw: str) -> timedelta | None:
+    """YOUTUBE_TOKEN_LIFETIME: a duration (`7d`, `36h`), or empty for unknown."""
+    raw = raw.strip()
+    return timedelta(seconds=positive_duration(raw)) if raw else None
+
+
+def parse_console_url(raw: str) -> str:
+    """CONSOLE_URL: an http(s) base URL, or empty to derive it from HTTP_ADDR."""
+    raw = raw.strip()
+    return http_url(raw).rstrip("/") if raw else ""

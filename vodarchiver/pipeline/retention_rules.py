@@ -121,3 +121,41 @@ def decide(
             removals.append(Removal(d, UPLOADED, "oldest uploaded while over RETENTION_MAX_GB"))
             total -= d.size
     return removals
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def parse_days(raw: str) -> float | None:
+    """A number of days, 0 or more; empty: None (keep forever)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number of days") from None
+    if not 0 <= days <= 36500:
+        raise ValueError(f"{raw!r} must be between 0 and 36500 days")
+    return days
+
+
+def parse_max_gb(raw: str) -> float | None:
+    """A size in GB (GiB), more than 0; empty: None (no cap)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        gb = float(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number of GB") from None
+    if not gb > 0:
+        raise ValueError(f"{raw!r} must be more than 0 (empty: no cap)")
+    return gb
+
+
+def effective_keep_days(keep_days: float | None, delete_after_upload: bool) -> float | None:
+    """RETENTION_KEEP_DAYS; when unset, the older DELETE_AFTER_UPLOAD decides (1: 0 days)."""
+    if keep_days is not None:
+        return keep_days
+    return 0.0 if delete_after_upload else None

@@ -19,11 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,13 +68,14 @@ class UploadPolicy:
     upload_limit_cooldown: timedelta
     max_part_duration_s: float
     max_part_bytes: int
-    delete_after_upload: bool
     title_template: str
     description_template: str
     tags: tuple[str, ...]
     playlists: Mapping[str, str]
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    # Retention's hand-off (pipeline/retention.py): it decides when the local files go.
+    after_upload: Callable[[int], Awaitable[None]] | None = None
 
 
 class UploadStage:
@@ -271,8 +271,8 @@ class UploadStage:
         await self._shared.circuit(breaker.on_success)
         self._log.info("upload_finished", youtube_url=url, videos=videos,
                        up_ms=round(elapsed * 1000))  # fmt: skip
-        if self._policy.delete_after_upload:
-            await self._delete_files(claim)
+        if self._policy.after_upload is not None:
+            await self._policy.after_upload(claim.row_id)
 
     async def _parts(self, claim: UploadClaim) -> list[UploadPart]:
         """The VOD's recorded parts; planned (and split) at the first attempt."""
@@ -316,16 +316,6 @@ class UploadStage:
             self._log.warning("upload_playlist_failed", part=part.part, reason=str(exc))
             return
         await self._store.upload_playlist_added(claim.row_id, part.part)
-
-    async def _delete_files(self, claim: UploadClaim) -> None:
-        directory = claim.file_path.parent
-        if not directory.resolve().is_relative_to(self._data_dir) or directory == self._data_dir:
-            self._log.warning("upload_files_kept", why="outside DATA_DIR", path=str(directory))
-            return
-        await asyncio.to_thread(shutil.rmtree, directory, True)
-        with contextlib.suppress(DatabaseUnavailable):
-            await self._store.vod_file_deleted(claim.row_id)
-        self._log.info("upload_files_deleted", path=str(directory))
 
     # --- outcomes -----------------------------------------------------------------------------
 
