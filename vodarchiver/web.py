@@ -31,7 +31,7 @@ from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import DatabaseUnavailable, StartupError
-from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summarize
+from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, ReadinessLog, run_checks, summarize
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import CONTENT_TYPE, Metrics
 from vodarchiver.models import VodState
@@ -101,7 +101,8 @@ class RequestContext:
                 method = scope["method"] if scope["method"] in _METHODS else "other"
                 self._metrics.http_requests.labels(method, template, str(status)).inc()
                 self._metrics.http_duration.labels(template).observe(elapsed)
-                quiet = template in _QUIET_ROUTES and status < 500
+                # A failing probe is logged by ReadinessLog once per change, not per request.
+                quiet = template in _QUIET_ROUTES and (status < 500 or template == "/readyz")
                 self._log.log(
                     logging.DEBUG if quiet else logging.INFO,
                     "http_request",
@@ -143,6 +144,7 @@ class Api:
         self._chat_status = chat_status
         self._clock = clock
         self._notifications = notifications
+        self._readiness = ReadinessLog()
 
     async def healthz(self, _: Request) -> Response:
         """Liveness: the database answers."""
@@ -157,6 +159,7 @@ class Api:
     async def readyz(self, _: Request) -> Response:
         """Readiness: every check passes."""
         results = await run_checks(self._checks)
+        self._readiness.note(results)
         ready = all(r.ok for r in results.values())
         body = {
             "status": "ready" if ready else "not_ready",
