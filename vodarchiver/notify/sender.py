@@ -163,14 +163,19 @@ class Sender:
         n = len(targets.targets) if targets else 0
         self._lease_s = max(60.0, 2 * SEND_TIMEOUT_S * max(1, n))
         self._db_down = False
+        self._stopping = asyncio.Event()
         self._log = get_logger("notify")
 
+    def stop(self) -> None:
+        """Finish the event in hand, then return from run_forever."""
+        self._stopping.set()
+
     async def run_forever(self) -> None:
-        """Deliver until cancelled; a database outage is waited out (logged once)."""
+        """Deliver until cancelled or stopped; a database outage is waited out (logged once)."""
         await self._store.release_previous(prefix=self._prefix, owner=self.owner)
         pruned_at = 0.0
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping.is_set():
             try:
                 if loop.time() - pruned_at > 3600:
                     await self._store.prune(PRUNE_AFTER_DAYS)
@@ -181,7 +186,8 @@ class Sender:
                 self._database_down(exc)
                 handled = 0
             if handled == 0:
-                await asyncio.sleep(self._policy.poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self._policy.poll_s)
 
     async def run_once(self) -> int:
         """Claim and deliver one batch; how many events were handled."""
