@@ -253,7 +253,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "RETENTION_FAILED_DAYS", "retention_failed_days", "Storage", "30",
         "Days the files of a VOD failed for good, canceled, skipped or gone are kept (from "
-        "when it entered that state). Empty: forever.", parse_days,
+        "when it entered that state). `never`: keep them.", parse_days,
     ),
     Variable(
         "RETENTION_SWEEP_INTERVAL", "retention_sweep_interval_s", "Storage", "10m",
@@ -284,7 +284,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "YOUTUBE_TOKEN_LIFETIME", "youtube_token_lifetime", "Notifications", "",
         "How long Google's refresh tokens live for your project (`7d` for a project in "
-        "'Testing'); `token_expiring` is sent 2 days (at most a quarter of it) before. Empty: "
+        "'Testing'); `token_expiring` is sent 2 days (at most half of it) before. Empty: "
         "unknown, never sent.", parse_optional_duration,
     ),
     Variable(

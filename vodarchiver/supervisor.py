@@ -71,7 +71,8 @@ class _Entry:
 class Supervisor:
     """Starts named tasks, notices the first that dies, and stops them all in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, restart_base_s: float = RESTART_BASE_S) -> None:
+        self._restart_base_s = restart_base_s
         self._entries: list[_Entry] = []
         self.health: dict[str, StageHealth] = {}
         self._log = get_logger("supervisor")
@@ -122,7 +123,7 @@ class Supervisor:
                 error, exc_info = f"{exc.__class__.__name__}: {exc}", exc
             healthy = loop.time() - began >= HEALTHY_AFTER_S
             health.crashes = 1 if healthy else health.crashes + 1
-            delay = restart_delay(health.crashes)
+            delay = restart_delay(health.crashes, base_s=self._restart_base_s)
             health.last_error, health.waiting = error, True
             # One line per crash (the traceback on the first of a series); the delay doubles,
             # so even a crash loop writes a handful of lines an hour.

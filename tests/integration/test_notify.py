@@ -52,7 +52,7 @@ class Rig:
     async def sql(self, statement: str, *params: Any) -> list[tuple[Any, ...]]:
         """Run one statement in its own transaction (as another process would)."""
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
-            cur = await conn.execute(statement, params)  # type: ignore[arg-type]
+            cur = await conn.execute(statement, params)
             return await cur.fetchall() if cur.description else []
 
 
@@ -111,8 +111,10 @@ async def test_state_changes_notify_once_each_with_their_fields(rig: Rig) -> Non
     await add_vod(rig, "101", "uploading")
     await add_vod(rig, "102", "downloading")
     await add_vod(rig, "103", "queued")
-    await rig.sql("UPDATE vods SET state = 'uploaded', processed = 1,"
-                  " youtube_url = 'https://www.youtube.com/watch?v=abc' WHERE twitch_vod_id = '101'")
+    await rig.sql(
+        "UPDATE vods SET state = 'uploaded', processed = 1,"
+        " youtube_url = 'https://www.youtube.com/watch?v=abc' WHERE twitch_vod_id = '101'"
+    )
     await rig.sql("UPDATE vods SET state = 'failed_permanent', processing_error = 'HTTP 403 from CDN'"
                   " WHERE twitch_vod_id = '102'")  # fmt: skip
     await rig.sql("UPDATE vods SET state = 'gone' WHERE twitch_vod_id = '103'")
@@ -149,8 +151,9 @@ async def test_a_sink_failing_three_times_still_gets_each_event_once(rig: Rig) -
     assert rig.sink.refused == 3
     assert rig.sink.titles() == ["Failed for good: Stream 201"]
     rows = await rig.sql("SELECT state, attempts, last_error FROM notifications")
-    assert rows[0][0] == "sent" and rows[0][1] == 3
-    assert "#1 json:" in rows[0][2] and "127.0.0.1" not in rows[0][2]
+    assert rows[0][:2] == ("sent", 3)
+    assert "#1 json:" in rows[0][2]
+    assert "127.0.0.1" not in rows[0][2]
 
 
 async def test_a_delivery_that_keeps_failing_is_visible_in_status_and_blocks_nothing(
@@ -164,7 +167,7 @@ async def test_a_delivery_that_keeps_failing_is_visible_in_status_and_blocks_not
     await rig.sql("UPDATE vods SET state = 'failed_permanent' WHERE twitch_vod_id = '301'")
     assert await stuck.run_once() == 1
     status = await stuck.status()
-    assert status["pending"] == 1 and status["retrying"] == 1
+    assert (status["pending"], status["retrying"]) == (1, 1)
     assert status["failing"][0]["event"] == "failed"
     assert status["failing"][0]["attempts"] == 1
     assert "never-listening-token-xyz" not in json.dumps(status)
@@ -172,7 +175,8 @@ async def test_a_delivery_that_keeps_failing_is_visible_in_status_and_blocks_not
     await rig.sql("UPDATE notifications SET next_attempt_at = now()")
     assert await stuck.run_once() == 1
     status = await stuck.status()
-    assert status["failed"] == 1 and status["failing"][0]["state"] == "failed"
+    assert status["failed"] == 1
+    assert status["failing"][0]["state"] == "failed"
     # Another sender with a working target is not held up by the failed event.
     await add_vod(rig, "302", "uploading")
     await rig.sql("UPDATE vods SET state = 'uploaded', processed = 1 WHERE twitch_vod_id = '302'")
@@ -235,9 +239,13 @@ async def test_quota_pause_and_a_revoked_token_notify_once(rig: Rig) -> None:
                       ["uploads_paused_until", "uploads_paused_reason"], [until, "quota"])  # fmt: skip
     await rig.sql("INSERT INTO kv (key, value) VALUES ('uploads_paused_until', '2026-12-07T08:00:00+00:00')"
                   " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value")  # fmt: skip
-    await rig.sql("INSERT INTO oauth_tokens (provider, sealed, generation) VALUES ('youtube', 'x', 3)")
+    await rig.sql(
+        "INSERT INTO oauth_tokens (provider, sealed, generation) VALUES ('youtube', 'x', 3)"
+    )
     for _ in range(2):
-        await rig.sql("UPDATE oauth_tokens SET revoked_at = now(), revoked_reason = 'invalid_grant'")
+        await rig.sql(
+            "UPDATE oauth_tokens SET revoked_at = now(), revoked_reason = 'invalid_grant'"
+        )
     assert [r[0] for r in await outbox(rig)] == ["quota_exhausted", "quota_exhausted",
                                                  "auth_needed"]  # fmt: skip
     sender = rig.sender()
@@ -254,7 +262,9 @@ class Refusing:
     name = "twitch_credentials"
 
     def __init__(self) -> None:
-        self.result = CheckResult(False, "Twitch refused the client credentials: invalid client secret")
+        self.result = CheckResult(
+            False, "Twitch refused the client credentials: invalid client secret"
+        )
 
     async def check(self) -> CheckResult:
         return self.result
@@ -267,7 +277,9 @@ async def test_periodic_conditions_notify_once_per_instance_across_checkers(
     now = datetime.now(UTC)
     await add_vod(rig, "601", "queued", expires_at=now + timedelta(hours=30))
     await add_vod(rig, "602", "uploaded", expires_at=now + timedelta(hours=3))  # archived: fine
-    await rig.sql("INSERT INTO oauth_tokens (provider, sealed, generation) VALUES ('youtube', 'x', 1)")
+    await rig.sql(
+        "INSERT INTO oauth_tokens (provider, sealed, generation) VALUES ('youtube', 'x', 1)"
+    )
     await rig.sql("UPDATE oauth_tokens SET refresh_issued_at = now() - interval '6 days'")
     refusing = Refusing()
     clock = ManualClock(now)
@@ -298,7 +310,8 @@ async def test_periodic_conditions_notify_once_per_instance_across_checkers(
         await wait(rig.sink.when(6))
     await drained(sender)
     titles = rig.sink.titles()
-    assert "At risk (48h): Stream 601" in titles and "At risk (12h): Stream 601" in titles
+    assert "At risk (48h): Stream 601" in titles
+    assert "At risk (12h): Stream 601" in titles
     assert any(t.startswith("YouTube token expires") for t in titles)
     assert any(t.startswith("Disk low") for t in titles)
     assert sum(t.startswith("Twitch refused our credentials (app token)") for t in titles) == 2
@@ -310,7 +323,8 @@ async def test_notify_test_reports_each_target(rig: Rig) -> None:
     results = await send_test(targets)
     assert results[0][1] is None
     assert results[1][0].startswith("#2 json:")
-    assert results[1][1] and "secret-token-abc" not in results[1][1]
+    assert results[1][1]
+    assert "secret-token-abc" not in results[1][1]
     assert rig.sink.titles() == ["vodarchiver test notification"]
 
 
@@ -322,6 +336,5 @@ async def test_a_failure_log_never_shows_the_target_url(rig: Rig, log_lines: io.
     await rig.sql("UPDATE vods SET state = 'failed_permanent' WHERE twitch_vod_id = '701'")
     assert await sender.run_once() == 1
     failed = logged(log_lines, "notification_failed")
-    assert failed and failed[0]["attempt"] == 1
+    assert failed[0]["attempt"] == 1
     assert "hook-token-0123456789" not in log_lines.getvalue()
-

@@ -242,9 +242,9 @@ def threshold_label(threshold: timedelta) -> str:
 
 
 def token_warning_ahead(lifetime: timedelta) -> timedelta:
-    """How long before the end of its life a refresh token is reported: two days, or a quarter
-    of the lifetime when that is shorter (7 days: reported at 5 days old)."""
-    return min(timedelta(days=2), lifetime / 4)
+    """How long before the end of its life a refresh token is reported: two days, or half the
+    lifetime when that is shorter (7 days: reported at 5 days old; 1 day: at 12 hours)."""
+    return min(timedelta(days=2), lifetime / 2)
 
 
 def token_expiring_due(

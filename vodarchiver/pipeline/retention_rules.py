@@ -100,7 +100,9 @@ def decide(
             continue
         if vod.state == UPLOADED and vod.processed:
             done_at = vod.uploaded_at or vod.state_changed_at
-            if policy.keep_days is not None and now >= done_at + _days(policy.keep_days):
+            keep = policy.keep_days
+            # 0 means once confirmed, whatever the clocks of this host and PostgreSQL say.
+            if keep is not None and (keep == 0 or now >= done_at + _days(keep)):
                 why = ("uploaded" if policy.keep_days == 0
                        else f"uploaded more than {policy.keep_days:g} days ago")  # fmt: skip
                 removals.append(Removal(d, vod.state, why))
@@ -127,9 +129,9 @@ def decide(
 
 
 def parse_days(raw: str) -> float | None:
-    """A number of days, 0 or more; empty: None (keep forever)."""
+    """A number of days, 0 or more; empty or `never`: None (keep forever)."""
     raw = raw.strip()
-    if not raw:
+    if not raw or raw.lower() == "never":
         return None
     try:
         days = float(raw)
