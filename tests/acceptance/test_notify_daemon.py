@@ -89,7 +89,7 @@ async def test_a_sigkill_between_the_state_change_and_the_delivery_loses_and_rep
     assert "hook-sekrit-path-42" not in first.output + second.output
 
 
-async def test_a_refused_twitch_secret_with_chat_on_leaves_the_daemon_up_and_working(
+async def test_a_refused_twitch_secret_with_chat_on_leaves_the_daemon_up_and_working(  # noqa: PLR0917 - pytest fixtures
     world: World,  # noqa: F811
     google: Google,  # noqa: F811
     irc: FakeIrc,
