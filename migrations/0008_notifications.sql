@@ -1,16 +1,19 @@
 -- Intent: notifications and retention (issue 12). `notifications` is an outbox: an event is a row
 -- written in the same transaction as the change that causes it, so a crash can neither lose it
 -- nor announce a change that was rolled back. The state-derived events come from triggers on
--- `vods` and `kv` (whoever writes the state, stage, operator action or hand-written SQL, the event
--- follows); periodic conditions (at_risk, disk_low, chat_overdue, token_expiring,
--- twitch_auth_failed) are inserted by the checker with a `dedupe_key` naming the condition
--- instance, so the same condition never notifies twice across restarts and replicas. A sender
--- claims due rows with a lease (`FOR UPDATE SKIP LOCKED`), delivers to each target not yet in
--- `delivered_to` (a digest of the target, never the URL: it may hold a token) and records
--- failures. `vods.state_changed_at` is when the VOD entered its state (a trigger keeps it, whoever
--- writes the state; `updated_at` moves with every discovery pass): retention counts from it.
--- `oauth_tokens.refresh_issued_at` is when the stored refresh token was issued (its
--- generation changed), for the token's age; `updated_at` also moves with every access token.
+-- `vods` and `kv` that fire on any change of `state`, whoever makes it (a stage, an operator
+-- action, the runbook's UPDATE turned into a reprocess by 0007's trigger, hand-written SQL);
+-- each VOD event has a dedupe key naming the VOD and its lifecycle generation, so it is published
+-- once per generation (a reprocessed VOD is announced again). Periodic conditions (at_risk,
+-- disk_low, chat_overdue, token_expiring, twitch_auth_failed) are inserted by the checker with a
+-- `dedupe_key` naming the condition instance, so the same condition never notifies twice across
+-- restarts and replicas. A sender claims due rows with a lease (`FOR UPDATE SKIP LOCKED`),
+-- delivers to each target not yet in `delivered_to` (a digest of the target, never the URL: it
+-- may hold a token) and records failures. `vods.state_changed_at` is when the VOD entered its
+-- state (a trigger keeps it, whoever writes the state; `updated_at` moves with every discovery
+-- pass): retention counts from it. `oauth_tokens.refresh_issued_at` is when the stored refresh
+-- token was issued (its generation changed), for the token's age; `updated_at` also moves with
+-- every access token.
 
 CREATE TABLE notifications (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -42,14 +45,15 @@ ALTER TABLE vods ALTER COLUMN state_changed_at SET DEFAULT now(),
 
 CREATE FUNCTION vods_state_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.state IS DISTINCT FROM OLD.state THEN
-        NEW.state_changed_at := now();
-    END IF;
+    NEW.state_changed_at := now();
     RETURN NEW;
 END $$;
 
-CREATE TRIGGER vods_state_changed BEFORE UPDATE OF state ON vods
-    FOR EACH ROW EXECUTE FUNCTION vods_state_changed();
+-- Not `UPDATE OF state`: the runbook's UPDATE names other columns and 0007's BEFORE trigger
+-- (`vods_runbook_reprocess`, which fires first: same timing, earlier name) moves the state. A
+-- BEFORE trigger's WHEN sees the row as the earlier triggers left it.
+CREATE TRIGGER vods_state_changed BEFORE UPDATE ON vods FOR EACH ROW
+    WHEN (NEW.state IS DISTINCT FROM OLD.state) EXECUTE FUNCTION vods_state_changed();
 
 ALTER TABLE oauth_tokens ADD COLUMN refresh_issued_at timestamptz;
 UPDATE oauth_tokens SET refresh_issued_at = updated_at;
@@ -65,23 +69,19 @@ END $$;
 CREATE TRIGGER oauth_tokens_issued BEFORE INSERT OR UPDATE ON oauth_tokens
     FOR EACH ROW EXECUTE FUNCTION oauth_tokens_issued();
 
--- A VOD's facts every message shows; `generation` is read through to_jsonb so this works
--- whether or not the lifecycle migration added the column.
+-- A VOD's facts every message shows.
 CREATE FUNCTION notification_vod_payload(v vods) RETURNS jsonb LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
         'title', v.title, 'channel', v.channel, 'state', v.state,
         'youtube_url', v.youtube_url, 'expires_at', v.expires_at, 'url', v.url,
         'reason', COALESCE(v.processing_error, v.upload_error, v.download_error),
-        'generation', to_jsonb(v) -> 'generation')
+        'generation', v.generation)
 $$;
 
 CREATE FUNCTION notify_vod_state() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     kind text;
 BEGIN
-    IF TG_OP = 'UPDATE' AND NEW.state IS NOT DISTINCT FROM OLD.state THEN
-        RETURN NULL;
-    END IF;
     kind := CASE
         WHEN NEW.state = 'uploaded' THEN 'published'
         WHEN NEW.state = 'failed_permanent' THEN 'failed'
@@ -89,16 +89,18 @@ BEGIN
             THEN 'gone_unarchived'
     END;
     IF kind IS NOT NULL THEN
-        INSERT INTO notifications (event, vod_id, payload)
-        VALUES (kind, NEW.twitch_vod_id, notification_vod_payload(NEW));
+        INSERT INTO notifications (event, dedupe_key, vod_id, payload)
+        VALUES (kind, kind || ':' || NEW.twitch_vod_id || ':' || NEW.generation, NEW.twitch_vod_id,
+                notification_vod_payload(NEW))
+        ON CONFLICT (dedupe_key) DO NOTHING;
     END IF;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER vods_notify_insert AFTER INSERT ON vods
     FOR EACH ROW EXECUTE FUNCTION notify_vod_state();
-CREATE TRIGGER vods_notify_state AFTER UPDATE OF state ON vods
-    FOR EACH ROW EXECUTE FUNCTION notify_vod_state();
+CREATE TRIGGER vods_notify_state AFTER UPDATE ON vods FOR EACH ROW
+    WHEN (NEW.state IS DISTINCT FROM OLD.state) EXECUTE FUNCTION notify_vod_state();
 
 -- The breaker (runbook keys circuit_state/circuit_open_until) and the uploads pause
 -- (uploads_paused_until/uploads_paused_reason): events on their transitions only, so an opening

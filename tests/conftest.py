@@ -8,6 +8,7 @@ commits and locks behave exactly as in production.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -99,8 +100,36 @@ async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
     name = f"vodarchiver_test_{RUN_ID}_template"
     url = await create_database(pg_admin_url, name)
     await migrate(url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(RECORD_STATE_CHANGES)
     yield name
     await drop_database(pg_admin_url, name)
+
+
+# Every state change any test makes is recorded, and checked against the lifecycle's table when
+# the test's databases are dropped: no code path may write a transition the table does not allow.
+# Not `UPDATE OF state`: a trigger (0007's runbook reprocess) may move the state of an UPDATE that
+# does not name the column, and that change must be recorded too.
+RECORD_STATE_CHANGES = """
+CREATE TABLE _test_state_changes (from_state text, to_state text, vod text);
+CREATE FUNCTION _test_record_state() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO _test_state_changes VALUES (OLD.state, NEW.state, NEW.twitch_vod_id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER _test_record_state AFTER UPDATE ON vods FOR EACH ROW
+WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION _test_record_state();
+"""
+
+
+async def disallowed_transitions(url: str) -> list[tuple[str, str, str]]:
+    """The state changes recorded in a test database that the lifecycle's table does not allow."""
+    from vodarchiver.lifecycle import VodState, is_allowed  # noqa: PLC0415 - test helper only
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT from_state, to_state, vod FROM _test_state_changes")
+        rows = await cur.fetchall()
+    return [(a, b, v) for a, b, v in rows if not is_allowed(VodState(a), VodState(b))]
 
 
 class DatabaseFactory:
@@ -126,8 +155,12 @@ class DatabaseFactory:
         return url
 
     async def drop_all(self) -> None:
+        bad: list[tuple[str, str, str]] = []
         for name in self.created:
+            with contextlib.suppress(psycopg.Error):  # an empty database has no such table
+                bad += await disallowed_transitions(with_dbname(self.admin_url, name))
             await drop_database(self.admin_url, name)
+        assert not bad, f"state changes outside the lifecycle's table: {bad}"
 
 
 @pytest.fixture

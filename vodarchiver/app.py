@@ -13,6 +13,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
@@ -35,7 +36,7 @@ from vodarchiver.errors import (
 )
 from vodarchiver.health import DatabaseCheck, DataDirCheck, DiskCheck, ReadinessCheck, StaticCheck
 from vodarchiver.logs import get_logger
-from vodarchiver.media.downloader import Downloader, Tools
+from vodarchiver.media.downloader import Downloader, Job, Tools
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
 from vodarchiver.notify.checker import Checker, CheckerPolicy
@@ -44,6 +45,8 @@ from vodarchiver.pipeline.chat import ChatCheck, ChatStage
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
+from vodarchiver.pipeline.leased import LeasedWorkers, Owner
+from vodarchiver.pipeline.operator import Operator
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan
 from vodarchiver.pipeline.retention import Sweeper
@@ -110,7 +113,11 @@ def twitch_http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 def build_downloads(
-    settings: Settings, store: Store, metrics: Metrics, checks: list[ReadinessCheck]
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    checks: list[ReadinessCheck],
+    owner: Owner | None = None,
 ) -> DownloadStage | None:
     """The download stage, or None (said in the log and in /readyz) when it cannot run."""
     log = get_logger("vod_download")
@@ -142,7 +149,8 @@ def build_downloads(
         min_free_bytes=min_free,
         size_estimate_mbps=settings.download_size_estimate_mbps,
     )
-    return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy)
+    return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy,
+                         owner=owner)  # fmt: skip
 
 
 def google_http_client() -> httpx.AsyncClient:
@@ -161,6 +169,7 @@ def build_uploads(
     metrics: Metrics,
     checks: list[ReadinessCheck],
     *,
+    owner: Owner | None = None,
     after_upload: Callable[[int], Awaitable[None]] | None = None,
 ) -> UploadStage | None:
     """The upload stage, or None (said in the log and in /readyz) when settings turn it off."""
@@ -220,7 +229,30 @@ def build_uploads(
     log.info("uploads_enabled", workers=policy.workers, chunk_size=settings.upload_chunk_size,
              privacy=settings.youtube_privacy, token_storage=cipher.scheme)  # fmt: skip
     return UploadStage(store, publisher, auth, quota, metrics, data_dir=settings.data_dir,
-                       policy=policy, clock=clock)  # fmt: skip
+                       policy=policy, clock=clock, owner=owner)  # fmt: skip
+
+
+def build_operator(
+    settings: Settings,
+    store: UploadStore,
+    helix: HelixClient | None,
+    downloads: DownloadStage | None,
+    uploads: UploadStage | None,
+) -> Operator:
+    """The operator's actions over the running stages (stops, wake-ups) and Helix."""
+    workers: list[LeasedWorkers[Any]] = [s.workers for s in (downloads, uploads) if s is not None]
+
+    def remove_files(channel: str, vod_id: str) -> None:
+        Downloader.remove_files(Job(vod_id, "", None, settings.data_dir / channel / vod_id))
+
+    async def on_twitch(vod_id: str) -> bool | None:
+        if helix is None:
+            return None
+        found, _ = await helix.videos_by_id([vod_id])
+        return vod_id in found
+
+    return Operator(store, workers=workers, remove_files=remove_files, on_twitch=on_twitch,
+                    uploads_status=uploads.status if uploads else None)  # fmt: skip
 
 
 def _utcnow() -> datetime:
@@ -261,6 +293,7 @@ def build_discovery(
     metrics: Metrics,
     *,
     on_new_work: Callable[[], None] | None = None,
+    owner: Owner | None = None,
 ) -> Discovery | None:
     """The discovery stage, or None when there is no Helix client (said by build_helix)."""
     if helix is None:
@@ -273,7 +306,7 @@ def build_discovery(
     return Discovery(
         helix, store, metrics, channels=settings.channels,
         retention_overrides=settings.twitch_retention_days,
-        interval_s=settings.discovery_interval_s, on_new_work=on_new_work,
+        interval_s=settings.discovery_interval_s, on_new_work=on_new_work, owner=owner,
     )  # fmt: skip
 
 
@@ -400,18 +433,21 @@ def start_parts(
     supervisor = Supervisor()
     checks.append(StagesCheck(supervisor))
     sweeper = build_retention(settings, db)
-    downloads = build_downloads(settings, db.store, metrics, checks)
+    owner = Owner(settings.data_dir)  # one identity for every claim and lease of this process
+    downloads = build_downloads(settings, db.store, metrics, checks, owner)
     helix = build_helix(settings, http_client, metrics, checks)
     discovery = build_discovery(
         settings, helix, db.store, metrics, on_new_work=downloads.wake if downloads else None,
+        owner=owner,
     )  # fmt: skip
     uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks,
-                            after_upload=sweeper.after_upload)  # fmt: skip
+                            owner=owner, after_upload=sweeper.after_upload)  # fmt: skip
+    operator = build_operator(settings, db.store, helix, downloads, uploads)
     chat = build_chat(settings, helix, db, metrics, checks)
     sender, checker = build_notifications(settings, db, metrics, checks, bound_address(sock))
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
-        started_at=started_at, cancel=downloads.cancel if downloads else None,
+        started_at=started_at, operator=operator,
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
         notifications=sender.status,

@@ -1,5 +1,5 @@
 """The command line: `vodarchiver [run | migrate | config | version | auth youtube |
-chat export | notify test | retention [--dry-run]]`. Nothing else lives here.
+chat export | vods ... | notify test | retention [--dry-run]]`. Nothing else lives here.
 
 Exit codes: 0 done or stopped by a signal; 1 a part of the daemon failed; 2 the configuration
 or the environment is wrong (the message names the variable); 130 `migrate` interrupted. No
@@ -33,6 +33,16 @@ def _early_signal(signum: int, frame: FrameType | None) -> None:
     _early_signals.append(signum)
 
 
+_VOD_ACTIONS = (
+    ("cancel", "stop it now (reversible with restore)"),
+    ("restore", "back to the queue: canceled, skipped, failed or gone"),
+    ("retry", "a VOD waiting for its next attempt is due now"),
+    ("reprocess", "download and publish again as new videos"),
+    ("skip", "never archive it (not a failure)"),
+    ("priority", "set its priority (the queue order uses it first)"),
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     from vodarchiver import __version__  # noqa: PLC0415 - light, and after the signal handlers
     from vodarchiver.chat_export import FORMATS  # noqa: PLC0415 - light as well
@@ -62,6 +72,25 @@ def _parser() -> argparse.ArgumentParser:
     export = chat_sub.add_parser("export", help="write a VOD's chat to stdout")
     export.add_argument("vod_id", metavar="VOD_ID", help="the VOD's Twitch id")
     export.add_argument("--format", choices=FORMATS, default="json")
+    vods = sub.add_parser("vods", help="list, show and act on VODs through the running daemon")
+    vods.add_argument("--url", help="the daemon's base URL (default: from HTTP_ADDR)")
+    vods_sub = vods.add_subparsers(dest="vods_command", metavar="VODS_COMMAND", required=True)
+    listing = vods_sub.add_parser("list", help="VODs in queue order")
+    listing.add_argument("--channel")
+    listing.add_argument("--state")
+    listing.add_argument("--limit", type=int, default=50)
+    vods_sub.add_parser("show", help="one VOD").add_argument("vod_id", metavar="VOD_ID")
+    for verb, text in _VOD_ACTIONS:
+        action = vods_sub.add_parser(verb, help=text)
+        action.add_argument("vod_id", metavar="VOD_ID")
+        if verb == "priority":
+            action.add_argument("priority", type=int, metavar="N")
+        if verb == "reprocess":
+            action.add_argument(
+                "--delete-old",
+                action="store_true",
+                help="delete the old videos once every new part is confirmed",
+            )
     notify = sub.add_parser("notify", help="notifications: `notify test`")
     notify.add_argument("notify_command", choices=["test"],
                         help="send a test message to every NOTIFY_URLS target")  # fmt: skip
@@ -149,6 +178,15 @@ def _run_command(command: str, args: argparse.Namespace, settings: Settings) -> 
         from vodarchiver.chat_command import export_chat  # noqa: PLC0415
 
         return asyncio.run(export_chat(settings, args.vod_id, args.format))
+    if command == "vods":
+        from vodarchiver.vods_command import run_vods  # noqa: PLC0415
+
+        return run_vods(
+            settings, args.vods_command, getattr(args, "vod_id", None), url=args.url,
+            priority=getattr(args, "priority", None),
+            delete_old=getattr(args, "delete_old", False), channel=getattr(args, "channel", None),
+            state=getattr(args, "state", None), limit=getattr(args, "limit", 50),
+        )  # fmt: skip
     if command == "notify":
         from vodarchiver.notify_command import notify_test  # noqa: PLC0415
 

@@ -394,8 +394,9 @@ VARIABLES: tuple[Variable, ...] = (
         "YOUTUBE_QUOTA_COSTS", "youtube_quota_costs", "YouTube",
         "videos.insert=default:1600",
         "Price of each call as `call=bucket:units` (calls: videos.insert, videos.list, "
-        "channels.list, playlistItems.list, playlistItems.insert; unnamed ones cost 1, 50 for "
-        "playlistItems.insert, from `default`). Google's separate upload bucket: "
+        "channels.list, playlistItems.list, playlistItems.insert, videos.delete; unnamed ones "
+        "cost 1, 50 for playlistItems.insert and videos.delete, from `default`). Google's "
+        "separate upload bucket: "
         "`YOUTUBE_QUOTA_BUDGETS=default=10000,uploads=100` and "
         "`YOUTUBE_QUOTA_COSTS=videos.insert=uploads:1`.", quota_costs,
     ),

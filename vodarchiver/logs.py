@@ -24,12 +24,12 @@ from typing import IO, Any
 
 import structlog
 import structlog.tracebacks
-from structlog.contextvars import bound_contextvars, merge_contextvars
+from structlog.contextvars import bound_contextvars, get_contextvars, merge_contextvars
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from vodarchiver.values import REDACTED
 
-__all__ = ["bound_contextvars", "configure", "get_logger", "register_secrets"]
+__all__ = ["bound_contextvars", "configure", "current_corr", "get_logger", "register_secrets"]
 
 _secrets: set[str] = set()
 _HANDLER_NAME = "vodarchiver"
@@ -213,3 +213,9 @@ def get_logger(component: str) -> structlog.stdlib.BoundLogger:
         component=component
     )
     return logger
+
+
+def current_corr() -> str | None:
+    """The correlation id bound for the current request or VOD, if any."""
+    corr = get_contextvars().get("corr")
+    return str(corr) if corr is not None else None

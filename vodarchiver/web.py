@@ -26,16 +26,18 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vodarchiver.admin_api import AdminApi
 from vodarchiver.chat_export import message_json
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import DatabaseUnavailable, StartupError
 from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, ReadinessLog, run_checks, summarize
+from vodarchiver.lifecycle import VodFacts, allowed_actions
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import CONTENT_TYPE, Metrics
 from vodarchiver.models import VodState
-from vodarchiver.pipeline.download import CancelResult
+from vodarchiver.pipeline.operator import Operator
 from vodarchiver.values import HostPort
 
 CORRELATION_HEADER = "X-Correlation-ID"
@@ -125,7 +127,7 @@ class Api:
         checks: Sequence[ReadinessCheck],
         version: str,
         started_at: datetime,
-        cancel: Callable[[str], Awaitable[CancelResult]] | None = None,
+        operator: Operator | None = None,
         uploads: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         chat: ChatStore | None = None,
         chat_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
@@ -138,13 +140,18 @@ class Api:
         self._checks = checks
         self._version = version
         self._started_at = started_at
-        self._cancel = cancel
+        self._operator = operator or Operator(store)
         self._uploads = uploads
         self._chat = chat
         self._chat_status = chat_status
         self._clock = clock
         self._notifications = notifications
         self._readiness = ReadinessLog()
+
+    @property
+    def operator(self) -> Operator:
+        """The operator actions the admin routes carry out."""
+        return self._operator
 
     async def healthz(self, _: Request) -> Response:
         """Liveness: the database answers."""
@@ -266,34 +273,17 @@ class Api:
         try:
             row = await self._store.vod_get(vod_id)
             parts = await self._store.vod_uploads(vod_id) if row is not None else []
+            history = await self._operator.actions.history(vod_id) if row is not None else []
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
         if row is None:
             return JSONResponse({"error": "no such VOD"}, 404)
-        return JSONResponse({**vod_json(row), "parts": [vod_json(p) for p in parts]})
-
-    async def cancel_vod(self, request: Request) -> Response:
-        """Stop a VOD's download at once and keep it from being archived (`canceled`)."""
-        vod_id = str(request.path_params["vod_id"])
-        try:
-            if self._cancel is not None:
-                result = await self._cancel(vod_id)
-            else:  # no download stage here: recording the cancel is all there is to do
-                found = await self._store.vod_cancel(vod_id)
-                result = CancelResult(found is not None, found[0] if found else None)
-            if result.found:
-                return JSONResponse(
-                    {"id": vod_id, "state": "canceled", "previous_state": result.previous_state}
-                )
-            row = await self._store.vod_get(vod_id)
-        except DatabaseUnavailable:
-            return JSONResponse({"error": "database unavailable"}, 503)
-        if row is None:
-            return JSONResponse({"error": "no such VOD"}, 404)
-        return JSONResponse(
-            {"error": f"a VOD in state {row['state']!r} cannot be canceled", "state": row["state"]},
-            409,
-        )
+        facts = VodFacts.from_row(row, self._clock())
+        return JSONResponse({
+            **vod_json(row), "parts": [vod_json(p) for p in parts],
+            "history": [vod_json(h) for h in history],
+            "actions": [a.value for a in allowed_actions(facts)],
+        })  # fmt: skip
 
 
 def _chat_cursor(raw: str | None) -> tuple[int, str] | None:
@@ -332,7 +322,7 @@ def build_app(api: Api, metrics: Metrics) -> ASGIApp:
             Route("/vods", api.vods, methods=["GET"]),
             Route("/vods/{vod_id}", api.vod, methods=["GET"]),
             Route("/vods/{vod_id}/chat", api.vod_chat, methods=["GET"]),
-            Route("/admin/vods/{vod_id}/cancel", api.cancel_vod, methods=["POST"]),
+            *AdminApi(api.operator).routes(),
         ]
     )
     return RequestContext(app, metrics)

@@ -56,6 +56,7 @@ API_ENDPOINTS = frozenset(
         "channels.list",
         "playlistItems.list",
         "playlistItems.insert",
+        "videos.delete",
     }
 )
 # Units a successful call costs (YouTube's published costs; videos.insert as it used to be).
@@ -65,6 +66,7 @@ QUOTA_COSTS = {
     "channels.list": 1,
     "playlistItems.list": 1,
     "playlistItems.insert": 50,
+    "videos.delete": 50,
 }
 UPLOAD_STATUSES = frozenset({"uploaded", "processed", "failed", "rejected", "deleted"})
 _PROCESSING = {
@@ -372,6 +374,7 @@ class FakeGoogle:
         self.refresh_tokens: dict[str, str | None] = {}  # token -> its client (None: any)
         self.sessions: dict[str, UploadSession] = {}
         self.videos: dict[str, FakeVideo] = {}  # creation order
+        self.deleted_videos: dict[str, FakeVideo] = {}  # removed by videos.delete
         self._access: dict[str, float] = {}  # access token -> monotonic expiry
         self._codes: dict[str, _Code] = {}
         self._playlists: dict[str, list[tuple[str, str]]] = {}  # id -> [(item id, video id)]
@@ -584,6 +587,7 @@ class FakeGoogle:
             self.refresh_tokens.clear()
             self.sessions.clear()
             self.videos.clear()
+            self.deleted_videos.clear()
             self._access.clear()
             self._codes.clear()
             self._playlists.clear()
@@ -625,6 +629,7 @@ class FakeGoogle:
             ("GET", "/youtube/v3/channels"): "channels.list",
             ("GET", "/youtube/v3/playlistItems"): "playlistItems.list",
             ("POST", "/youtube/v3/playlistItems"): "playlistItems.insert",
+            ("DELETE", "/youtube/v3/videos"): "videos.delete",
             ("GET", "/_fake/videos"): "inspect",
             ("GET", "/_fake/stats"): "inspect",
         }.get((method, path), "unknown")
@@ -661,6 +666,7 @@ class FakeGoogle:
             "videos.list": self._videos_list,
             "channels.list": self._channels_list,
             "playlistItems.list": self._playlist_items_list,
+            "videos.delete": self._videos_delete,
         }
         return lists[ex.endpoint](ex.params)
 
@@ -1050,6 +1056,17 @@ class FakeGoogle:
     def _etag(*parts: str) -> str:
         digest = hashlib.sha256("|".join(parts).encode()).digest()
         return base64.urlsafe_b64encode(digest).decode()[:27]
+
+    def _videos_delete(self, params: dict[str, list[str]]) -> _Answer:
+        """`videos.delete`: 204, and the video is gone from every listing; 404 if unknown."""
+        ids = params.get("id", [])
+        if len(ids) != 1 or not ids[0]:
+            return youtube_error("missingRequiredParameter", "Required parameter: id")
+        video = self.videos.pop(ids[0], None)
+        if video is None:
+            return youtube_error("videoNotFound", "The video could not be found.", 404)
+        self.deleted_videos[ids[0]] = video
+        return _Answer(204, None)
 
     def _videos_list(self, params: dict[str, list[str]]) -> _Answer:
         parts = {p for value in params.get("part", []) for p in value.split(",") if p}

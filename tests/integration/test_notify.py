@@ -295,11 +295,11 @@ async def test_periodic_conditions_notify_once_per_instance_across_checkers(
     raised = await one.run_once()
     assert sorted(k.split(":")[0] for k in raised) == ["at_risk", "disk_low", "token_expiring",
                                                       "twitch_auth_failed"]  # fmt: skip
-    assert "at_risk:601:48h" in raised
+    assert "at_risk:601:1:48h" in raised
     assert await two.run_once() == []
     assert await one.run_once() == []
     clock.now = now + timedelta(hours=19)  # 11 hours left: the last call
-    assert await two.run_once() == ["at_risk:601:12h"]
+    assert await two.run_once() == ["at_risk:601:1:12h"]
     assert await one.run_once() == []
     refusing.result = CheckResult(True, "app token acquired")  # the episode ends...
     assert await one.run_once() == []
@@ -338,3 +338,33 @@ async def test_a_failure_log_never_shows_the_target_url(rig: Rig, log_lines: io.
     failed = logged(log_lines, "notification_failed")
     assert failed[0]["attempt"] == 1
     assert "hook-token-0123456789" not in log_lines.getvalue()
+
+
+async def test_any_state_change_notifies_once_per_generation_even_the_runbook_update(
+    rig: Rig,
+) -> None:
+    """The runbook's UPDATE (no `state` in it) still moves state_changed_at; a reprocessed VOD is published again, a restored one that fails again is not re-announced."""
+    await add_vod(rig, "801", "uploading")
+    await rig.sql("UPDATE vods SET state = 'uploaded', processed = 1,"
+                  " youtube_url = 'https://www.youtube.com/watch?v=one' WHERE twitch_vod_id = '801'")  # fmt: skip
+    await rig.sql("UPDATE vods SET state_changed_at = now() - interval '1 day'")
+    await rig.sql("UPDATE vods SET processed=0, processing_error=NULL, youtube_url=NULL "
+                  "WHERE twitch_vod_id='801'")  # the runbook's force-reprocess recipe  # fmt: skip
+    rows = await rig.sql("SELECT state, generation, state_changed_at > now() - interval '1 minute'"
+                         " FROM vods WHERE twitch_vod_id = '801'")  # fmt: skip
+    assert rows == [("queued", 2, True)]
+    for state in ("downloading", "downloaded", "uploading"):
+        await rig.sql("UPDATE vods SET state = %s WHERE twitch_vod_id = '801'", state)
+    await rig.sql("UPDATE vods SET state = 'uploaded', processed = 1,"
+                  " youtube_url = 'https://www.youtube.com/watch?v=two' WHERE twitch_vod_id = '801'")  # fmt: skip
+    await add_vod(rig, "802", "downloading")
+    for state in ("failed_permanent", "queued", "downloading", "failed_permanent"):
+        await rig.sql("UPDATE vods SET state = %s WHERE twitch_vod_id = '802'", state)
+    keys = await rig.sql("SELECT dedupe_key FROM notifications ORDER BY id")
+    assert [k for (k,) in keys] == ["published:801:1", "published:801:2", "failed:802:1"]
+    sender = rig.sender()
+    async with running(sender):
+        await wait(rig.sink.when(3))
+    await drained(sender)
+    messages = [r["body"]["message"] for r in rig.sink.received]
+    assert sum("watch?v=two" in m for m in messages) == 1

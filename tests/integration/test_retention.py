@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
 import time
@@ -178,8 +179,9 @@ async def test_a_vod_whose_state_changed_since_the_plan_keeps_its_files(rig: Rig
     directory = await rig.vod("9001", "canceled")
     called: list[bool] = []
 
-    async def remove() -> None:
+    async def remove() -> bool:
         called.append(True)
+        return True
 
     await rig.sql("UPDATE vods SET state = 'queued'")
     assert not await rig.store.remove_owned("9001", "canceled", remove)
@@ -216,3 +218,58 @@ async def test_the_dry_run_command_lists_what_would_go_and_removes_nothing(rig: 
     assert await retention(settings, dry_run=False, out=out) == 0
     assert f"removed {directory}" in out.getvalue()
     assert not directory.exists()
+
+
+async def test_a_leased_vod_is_rechecked_under_the_row_lock(rig: Rig) -> None:
+    """A worker that took the VOD after the plan (its lease live by the database's clock) keeps its files."""
+    directory = await rig.vod("9201", "canceled")
+
+    async def remove() -> bool:
+        raise AssertionError("removed a leased VOD")
+
+    await rig.sql("UPDATE vods SET claimed_by = 'w', claim_until = now() + interval '60 seconds'")
+    assert not await rig.store.remove_owned("9201", "canceled", remove)
+    assert directory.exists()
+
+
+async def test_a_directory_whose_lock_a_download_holds_is_never_removed(rig: Rig) -> None:
+    """A download holding DATA_DIR/<channel>/<id>/.lock (media/downloader.py) keeps the directory, even an orphan's."""
+    await rig.vod("9301", "queued")
+    directory = await rig.vod("9302", "canceled")
+    await rig.sql("UPDATE vods SET state_changed_at = now() - interval '40 days' "
+                  "WHERE twitch_vod_id = '9302'")  # fmt: skip
+    orphan = rig.data_dir / "alice" / "9399"
+    orphan.mkdir()
+    # A download holds the lock for its whole run (not a `with` block).
+    held = [(d / ".lock").open("a+b") for d in (directory, orphan)]
+    age(orphan, 2)
+    try:
+        for fh in held:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        sweeper = rig.sweeper(failed=30)
+        assert sorted(r.dir.vod_id for r in (await sweeper.plan())[0]) == ["9302", "9399"]
+        assert await sweeper.sweep_once() == []
+        assert directory.exists()
+        assert orphan.exists()
+    finally:
+        for fh in held:
+            fh.close()
+    assert sorted(r.dir.vod_id for r in await rig.sweeper(failed=30).sweep_once()) == [
+        "9302", "9399"]  # fmt: skip
+    assert not directory.exists()
+    assert not orphan.exists()
+
+
+async def test_skipped_and_failed_vods_lose_their_files_after_failed_days(rig: Rig) -> None:
+    """RETENTION_FAILED_DAYS removes the files of VODs failed for good, canceled and skipped, none earlier."""
+    dirs = {}
+    for n, state in enumerate(["failed_permanent", "canceled", "skipped"]):
+        dirs[state] = await rig.vod(f"940{n}", "downloading")
+        await rig.sql("UPDATE vods SET state = %s WHERE twitch_vod_id = %s", state, f"940{n}")
+    sweeper = rig.sweeper(keep=None, failed=2)
+    rig.clock.now += timedelta(days=1)
+    assert await sweeper.sweep_once() == []
+    rig.clock.now += timedelta(days=1, seconds=1)
+    removed = await sweeper.sweep_once()
+    assert sorted(r.state or "" for r in removed) == ["canceled", "failed_permanent", "skipped"]
+    assert not any(d.exists() for d in dirs.values())

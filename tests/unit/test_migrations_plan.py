@@ -35,21 +35,32 @@ def test_a_newer_database_is_refused() -> None:
         plan([M1, M2], {1: ("initial", M1.checksum), 3: ("future", "x")})
 
 
-def test_files_are_numbered_without_gaps(tmp_path: Path) -> None:
-    """A gap in the numbering, or a badly named file, is an error."""
+def test_numbers_may_have_gaps_but_never_repeat(tmp_path: Path) -> None:
+    """A gap (a number reserved for a change not landed yet) loads; a repeated number or a badly named file is an error."""
     (tmp_path / "0001_a.sql").write_text("SELECT 1;")
     (tmp_path / "0003_c.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="expected 0002"):
+    assert [m.version for m in load_migrations(tmp_path)] == [1, 3]
+    (tmp_path / "0003_d.sql").write_text("SELECT 1;")
+    with pytest.raises(MigrationError, match="two migrations have version 0003"):
         load_migrations(tmp_path)
-    (tmp_path / "0003_c.sql").unlink()
+    (tmp_path / "0003_d.sql").unlink()
     (tmp_path / "2_bad.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNNN_description"):
         load_migrations(tmp_path)
 
 
+def test_a_lower_number_landing_later_is_applied() -> None:
+    """A database that has 1 and 3 applies 2 when it arrives, and refuses nothing."""
+    m3 = Migration(3, "third", "CREATE TABLE c (x int);")
+    applied = {1: ("initial", M1.checksum), 3: ("third", m3.checksum)}
+    assert plan([M1, M2, m3], applied) == [M2]
+
+
 def test_shipped_migrations_load_and_open_with_an_intent_comment() -> None:
-    """The real migrations are well numbered and each starts by saying why it exists."""
+    """The real migrations are ordered and each starts by saying why it exists."""
     migrations = load_migrations()
-    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    versions = [m.version for m in migrations]
+    assert versions == sorted(set(versions))
+    assert versions[0] == 1
     for migration in migrations:
         assert migration.sql.lstrip().startswith("-- Intent:"), migration.name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from vodarchiver.config import load_settings
 from vodarchiver.errors import ConfigError
 from vodarchiver.pipeline.retention_rules import (
+    SETTLE,
     RetentionPolicy,
     VodDir,
     VodFacts,
@@ -128,3 +130,28 @@ def test_delete_after_upload_is_the_older_form_of_keep_days() -> None:
         )
     assert "RETENTION_KEEP_DAYS" in str(caught.value)
     assert "RETENTION_MAX_GB" in str(caught.value)
+
+
+def test_a_leased_vod_is_never_removed_while_the_lease_runs() -> None:
+    """A worker's live lease keeps any VOD's files (even uploaded with keep 0); a lapsed one does not."""
+    dirs = [vod_dir("1"), vod_dir("2")]
+    lease = NOW + timedelta(seconds=40)
+    vods = {
+        "1": replace(facts("1", "uploaded", 0), claim_until=lease),
+        "2": replace(facts("2", "canceled", 40), claim_until=lease),
+    }
+    policy = RetentionPolicy(0, 1, 0)
+    assert decide(dirs, vods, policy, NOW, database_has_vods=True) == []
+    later = NOW + timedelta(seconds=41)
+    assert ids(decide(dirs, vods, policy, later, database_has_vods=True)) == ["1", "2"]
+
+
+@pytest.mark.parametrize("state", ["failed_permanent", "canceled", "skipped"])
+def test_a_vod_stopped_moments_ago_keeps_its_files_for_the_settle_time(state: str) -> None:
+    """RETENTION_FAILED_DAYS=0 still waits SETTLE: another replica's worker may not have noticed the cancel yet."""
+    dirs = [vod_dir("1")]
+    vods = {"1": facts("1", state, 0)}
+    policy = RetentionPolicy(None, None, 0)
+    assert decide(dirs, vods, policy, NOW + SETTLE - timedelta(seconds=1),
+                  database_has_vods=True) == []  # fmt: skip
+    assert ids(decide(dirs, vods, policy, NOW + SETTLE, database_has_vods=True)) == ["1"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,10 @@ def migrations_dir() -> Path:
 
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
-    """Every migration in `directory`, ordered, with versions 1..N and no gaps or duplicates."""
+    """Every migration in `directory`, ordered by version, each version once.
+
+    Numbers may have gaps: a number is reserved for a change that has not landed yet, and the
+    database applies it when it comes (`plan` applies unapplied lower numbers in order)."""
     directory = directory or migrations_dir()
     found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
@@ -64,11 +68,11 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_description.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path.read_text("utf-8")))
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
+    for before, migration in itertools.pairwise(found):
+        if migration.version == before.version:
             raise MigrationError(
-                f"migration versions must run 1..N without gaps; expected {expected:04d}, "
-                f"found {migration.version:04d}_{migration.name}"
+                f"two migrations have version {migration.version:04d}: "
+                f"{before.version:04d}_{before.name} and {migration.version:04d}_{migration.name}"
             )
     if not found:
         raise MigrationError(f"no migrations found in {directory}")
@@ -76,7 +80,8 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
 
 
 def plan(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[Migration]:
-    """The migrations still to apply, after checking the applied ones against the files."""
+    """The migrations still to apply, in order, after checking the applied ones against the
+    files; a lower number that landed after higher ones were applied is among them."""
     known = {m.version: m for m in migrations}
     unknown = sorted(v for v in applied if v not in known)
     if unknown:

@@ -75,7 +75,7 @@ ORDER BY id DESC LIMIT 10;
 
 -- name: notify_at_risk
 -- VODs not archived yet whose Twitch copy expires within the window.
-SELECT twitch_vod_id, channel, title, state, expires_at, url FROM vods
+SELECT twitch_vod_id, channel, title, state, expires_at, url, generation FROM vods
 WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
                 'waiting_for_auth', 'uploading', 'failed_retryable')
   AND expires_at > now() AND expires_at < now() + make_interval(secs => %(window_s)s);

@@ -35,7 +35,7 @@ def rq(name: str) -> LiteralString:
 def _facts(row: dict[str, Any]) -> VodFacts:
     changed: datetime = row["state_changed_at"]
     return VodFacts(str(row["twitch_vod_id"]), str(row["state"]), changed, row["uploaded_at"],
-                    bool(row["processed"]))  # fmt: skip
+                    bool(row["processed"]), row["claim_until"])  # fmt: skip
 
 
 class RetentionStore(Store):
@@ -65,20 +65,22 @@ class RetentionStore(Store):
             return bool(row and row[0])
 
     async def remove_owned(
-        self, vod_id: str, expected_state: str, remove: Callable[[], Awaitable[None]]
+        self, vod_id: str, expected_state: str, remove: Callable[[], Awaitable[bool]]
     ) -> bool:
-        """Run `remove` while holding the VOD, if it is still in `expected_state`."""
+        """Run `remove` while holding the VOD, if it is still in `expected_state` and no
+        worker holds a lease on it."""
         async with self._conn(REMOVAL_TIMEOUT_S) as conn, conn.transaction():
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute(rq("retention_lock"), {"id": vod_id})
             row = await cur.fetchone()
-            if row is None or row[0] != expected_state:
+            if row is None or row[0] != expected_state or row[1]:
                 return False
-            await remove()
+            if not await remove():
+                return False
             await conn.execute(rq("retention_files_gone"), {"id": vod_id})
             return True
 
-    async def remove_orphan(self, vod_id: str, remove: Callable[[], Awaitable[None]]) -> bool:
+    async def remove_orphan(self, vod_id: str, remove: Callable[[], Awaitable[bool]]) -> bool:
         """Run `remove` if the database still does not know the VOD."""
         async with self._conn(REMOVAL_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=tuple_row)
@@ -86,5 +88,4 @@ class RetentionStore(Store):
             row = await cur.fetchone()
             if row is None or row[0]:
                 return False
-            await remove()
-            return True
+            return await remove()

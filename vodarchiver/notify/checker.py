@@ -2,13 +2,13 @@
 
 State changes notify through triggers (migration 0008); what no single write causes is looked
 for here every NOTIFY_CHECK_INTERVAL and raised with a dedupe key naming the condition instance
-(`at_risk:<vod>:48h`, `token_expiring:<generation>`, `disk_low:<episode>`), so every replica may
-look and each instance still notifies once, across restarts. A condition that comes and goes
-(disk low, Twitch refusing our credentials) is an episode: the first replica to see it names it
-in `kv`, and the name is cleared when the condition ends, so the next occurrence notifies again.
-Twitch's refusals are read from the readiness checks that already watch them (the app token and
-the chat login), which is the whole of the hook. The age of the stored YouTube refresh token is
-exported as a gauge.
+(`at_risk:<vod>:<generation>:48h`, `token_expiring:<generation>`, `disk_low:<episode>`), so every
+replica may look and each instance still notifies once, across restarts. A condition that comes
+and goes (disk low, Twitch refusing our credentials) is an episode: the first replica to see it
+names it in `kv`, and the name is cleared when the condition ends, so the next occurrence
+notifies again. Twitch's refusals are read from the readiness checks that already watch them
+(the app token and the chat login), which is the whole of the hook. The age of the stored
+YouTube refresh token is exported as a gauge.
 """
 
 from __future__ import annotations
@@ -131,8 +131,9 @@ class Checker:
                        "expires_at": vod["expires_at"].isoformat(), "threshold": label,
                        "url": vod["url"]}  # fmt: skip
             vod_id = str(vod["twitch_vod_id"])
-            raised += await self._raise(Event.AT_RISK, f"at_risk:{vod_id}:{label}", payload,
-                                        vod_id)  # fmt: skip
+            # The generation: a reprocessed VOD that is again not on YouTube is warned again.
+            key = f"at_risk:{vod_id}:{vod['generation']}:{label}"
+            raised += await self._raise(Event.AT_RISK, key, payload, vod_id)
         return raised
 
     async def _disk(self) -> list[str]:

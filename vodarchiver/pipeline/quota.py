@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 CALLS = ("videos.insert", "videos.list", "channels.list", "playlistItems.list",
-         "playlistItems.insert")  # fmt: skip
+         "playlistItems.insert", "videos.delete")  # fmt: skip
 DEFAULT_BUDGETS = "default=10000"
 DEFAULT_COSTS = ("videos.insert=default:1600,videos.list=default:1,channels.list=default:1,"
-                 "playlistItems.list=default:1,playlistItems.insert=default:50")  # fmt: skip
+                 "playlistItems.list=default:1,playlistItems.insert=default:50,"
+                 "videos.delete=default:50")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Every RETENTION_SWEEP_INTERVAL it lists DATA_DIR/<channel>/<vod id> (never following a link,
 never `DATA_DIR/postgres`, nothing that is not such a directory), asks the database about the
 VODs it found, and removes what the rules allow, each VOD under a lock on its row that first
-checks its state is unchanged. The upload stage hands each published VOD to `after_upload`, which
+checks its state is unchanged and no worker holds a lease on it, and never while a download
+holds the directory's lock file. The upload stage hands each published VOD to `after_upload`, which
 removes its files at once when RETENTION_KEEP_DAYS is 0 (DELETE_AFTER_UPLOAD's old behaviour);
 a crash between the `uploaded` commit and that removal is repaired by the next sweep. `plan` is
 the same decision without removing anything (`vodarchiver retention --dry-run`).
@@ -12,6 +13,7 @@ the same decision without removing anything (`vodarchiver retention --dry-run`).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import shutil
 from collections.abc import Callable
@@ -45,6 +47,27 @@ def _measure(path: Path) -> tuple[int, float]:
             size += st.st_size if name in names else 0
             newest = max(newest, st.st_mtime)
     return size, newest
+
+
+def remove_unless_held(path: Path) -> bool:
+    """Remove the directory, unless a download holds its lock file (media/downloader.py)."""
+    try:
+        fd: int | None = os.open(path / ".lock", os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        fd = None
+    except OSError:
+        return False  # a link in place of the lock, or unreadable: not ours to judge
+    try:
+        if fd is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+        shutil.rmtree(path, ignore_errors=True)
+        return True
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def scan_candidates(data_dir: Path) -> list[tuple[str, str, Path]]:
@@ -146,8 +169,8 @@ class Sweeper:
         if path.parent.parent != self._data_dir or path.is_symlink() or not path.is_dir():
             return False
 
-        async def rm() -> None:
-            await asyncio.to_thread(shutil.rmtree, path, True)
+        async def rm() -> bool:
+            return await asyncio.to_thread(remove_unless_held, path)
 
         if removal.state is None:
             removed = await self._store.remove_orphan(removal.dir.vod_id, rm)

@@ -4,7 +4,10 @@ Only a VOD in a terminal state ever loses its files: `uploaded` (after RETENTION
 the oldest first while RETENTION_MAX_GB is exceeded), and failed for good, canceled, skipped or
 gone (after RETENTION_FAILED_DAYS, counted from when it entered that state). Every other state
 (queued with fragments, downloading, downloaded, waiting, uploading, failed_retryable, ...) is
-still needed and is never touched. A directory no VOD row owns is an orphan and goes after a
+still needed and is never touched. Nor is a VOD a worker holds a lease on, or one that entered
+its state less than SETTLE ago: a cancel or skip clears the claim at once, and another replica's
+worker only notices at its next heartbeat (the downloader waits at most two minutes for the
+directory's lock for the same reason). A directory no VOD row owns is an orphan and goes after a
 grace period, but only when the database knows at least one VOD: an empty database pointed at an
 old DATA_DIR (a mistake, a restore) must not wipe an archive.
 """
@@ -20,6 +23,8 @@ UPLOADED = "uploaded"
 # Terminal states whose files are kept RETENTION_FAILED_DAYS, then removed.
 FAILED_STATES = frozenset({"failed_permanent", "canceled", "skipped", "skipped_restricted", "gone"})
 ORPHAN_GRACE = timedelta(hours=1)
+# Longer than a lease and the downloader's wait for the directory lock (media/downloader.py).
+SETTLE = timedelta(seconds=120)
 # DATA_DIR/<channel>/<vod id>: a channel is a Twitch login; `postgres` is the embedded database.
 CHANNEL_DIR = re.compile(r"^[a-z0-9_]{1,25}$")
 RESERVED_DIRS = frozenset({"postgres"})
@@ -55,6 +60,11 @@ class VodFacts:
     state_changed_at: datetime
     uploaded_at: datetime | None
     processed: bool
+    claim_until: datetime | None = None  # a worker's lease, while it holds the VOD
+
+    def leased(self, now: datetime) -> bool:
+        """Whether a worker holds the VOD now."""
+        return self.claim_until is not None and self.claim_until > now
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,8 @@ def decide(
             ):
                 removals.append(Removal(d, None, "no VOD in the database owns it"))
             continue
+        if vod.leased(now):
+            continue
         if vod.state == UPLOADED and vod.processed:
             done_at = vod.uploaded_at or vod.state_changed_at
             keep = policy.keep_days
@@ -111,7 +123,7 @@ def decide(
         elif (
             vod.state in FAILED_STATES
             and policy.failed_days is not None
-            and now >= vod.state_changed_at + _days(policy.failed_days)
+            and now >= vod.state_changed_at + max(_days(policy.failed_days), SETTLE)
         ):
             why = f"{vod.state} for more than {policy.failed_days:g} days"
             removals.append(Removal(d, vod.state, why))

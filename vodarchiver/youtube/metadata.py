@@ -38,6 +38,7 @@ class VodFacts:
     duration_s: int
     muted_segments: Sequence[Mapping[str, Any]]
     chapters: Sequence[tuple[int, str]] = ()  # (offset in seconds, name); none from Helix yet
+    generation: int = 1  # bumped by each reprocess; the marker names it
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,15 @@ class VideoMetadata:
         }
 
 
-def marker(vod_id: str, part: int, parts: int) -> str:
-    """The machine marker that identifies a part on YouTube."""
-    return f"[vodarchiver vod={vod_id} part={part}/{parts}]"
+def marker(vod_id: str, part: int, parts: int, generation: int = 1) -> str:
+    """The machine marker that identifies a part on YouTube.
+
+    A reprocessed VOD (generation 2 and on) names its generation, so the search for a new part's
+    marker never finds, and adopts, a video of an earlier generation (the first generation keeps
+    the form it always had, so videos published before reprocessing existed are still found).
+    """
+    gen = f" gen={generation}" if generation > 1 else ""
+    return f"[vodarchiver vod={vod_id}{gen} part={part}/{parts}]"
 
 
 def marker_tags(vod_id: str, part: int, parts: int) -> tuple[str, ...]:
@@ -171,7 +178,7 @@ def build(
     title = " ".join(clean(title_template.format(**fields)).split())
     title = cut_chars(title or fields["title"], TITLE_MAX_CHARS - len(suffix)) + suffix
 
-    mark = marker(facts.vod_id, span.part, span.parts)
+    mark = marker(facts.vod_id, span.part, span.parts, facts.generation)
     body = clean(description_template.format(**fields)).strip()
     muted = _muted_lines(facts, span)
     if muted:
