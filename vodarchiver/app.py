@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from vodarchiver import __version__
+from vodarchiver.archive_app import build_archive
 from vodarchiver.config import Settings
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
@@ -219,6 +220,7 @@ def build_uploads(
         upload_limit_cooldown=timedelta(seconds=settings.upload_limit_cooldown_s),
         max_part_duration_s=settings.youtube_max_part_duration_s,
         max_part_bytes=settings.youtube_max_part_size,
+        split_chapter_distance_s=settings.youtube_split_chapter_distance_s,
         title_template=settings.youtube_title_template,
         description_template=settings.youtube_description_template,
         tags=settings.youtube_tags, playlists=settings.youtube_playlists,
@@ -282,7 +284,7 @@ def build_helix(
     checks.append(token)
     return HelixClient(
         http, token, api_url=settings.twitch_api_url, client_id=settings.twitch_client_id,
-        metrics=metrics, timeout_s=settings.helix_timeout_s,
+        metrics=metrics, timeout_s=settings.helix_timeout_s, vod_types=settings.twitch_vod_types,
     )  # fmt: skip
 
 
@@ -445,12 +447,13 @@ def start_parts(
     operator = build_operator(settings, db.store, helix, downloads, uploads)
     chat = build_chat(settings, helix, db, metrics, checks)
     sender, checker = build_notifications(settings, db, metrics, checks, bound_address(sock))
+    archive = build_archive(settings, db, http_client, metrics, google_client, owner=owner)
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
         started_at=started_at, operator=operator,
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
-        notifications=sender.status,
+        notifications=sender.status, archive=archive.vod_fields,
     )  # fmt: skip
     server = HttpServer(build_app(api, metrics), sock)
     # Core tasks stop the daemon when they end; optional stages are restarted with backoff.
@@ -465,6 +468,7 @@ def start_parts(
         supervisor.start("uploads", uploads.run_forever, optional=True)
     if chat is not None:
         supervisor.start("chat", chat.run_forever, optional=True)
+    archive.start(supervisor)
     supervisor.start("notifications", sender.run_forever, optional=True)
     supervisor.start("notify_checks", checker.run_forever, optional=True)
     supervisor.start("retention", sweeper.run_forever, optional=True)

@@ -63,6 +63,7 @@ from vodarchiver.values import (
     secret,
     tags,
     template,
+    vod_types,
 )
 
 # --- the declaration -----------------------------------------------------------------------
@@ -118,6 +119,20 @@ VARIABLES: tuple[Variable, ...] = (
         "HELIX_TIMEOUT", "helix_timeout_s", "Twitch", "10s",
         "Timeout of each Helix or token request.", positive_duration,
     ),
+    Variable(
+        "TWITCH_VOD_TYPES", "twitch_vod_types", "Twitch", "archive",
+        "Which videos to archive: comma-separated `archive` (past broadcasts), `highlight`, "
+        "`upload`.", vod_types,
+    ),
+    Variable(
+        "TWITCH_GQL_URL", "twitch_gql_url", "Twitch", "https://gql.twitch.tv",
+        "Base URL of Twitch's GQL endpoint (`/gql` is added): chat replay and chapters.", http_url,
+    ),
+    Variable(
+        "TWITCH_GQL_CLIENT_ID", "twitch_gql_client_id", "Twitch", "kd1unb4b3q4t58fwlpcbzcbnm76a8fp",
+        "Client id sent to GQL (not your application's: GQL takes the ids of Twitch's own "
+        "clients; `kimne78kx3ncx6brgo4mv6wki5h1ko` is the web player's).", nonempty,
+    ),
     # Chat
     Variable(
         "CHAT_AUTO_START", "chat_auto_start", "Chat", "0",
@@ -161,6 +176,21 @@ VARIABLES: tuple[Variable, ...] = (
         "A placeholder (chat of a live stream) still without its VOD this long after the "
         "stream ended is reported by `/status`; a VOD without a stream id is matched to a "
         "placeholder whose start is this close.", positive_duration,
+    ),
+    Variable(
+        "CHAT_REPLAY", "chat_replay", "Chat", "1",
+        "`1`: fetch every finished VOD's chat replay (and chapters) from Twitch GQL, merged with "
+        "live chat by message id; `0`: live chat only.", flag,
+    ),
+    Variable(
+        "CHAT_REPLAY_INTERVAL", "chat_replay_interval_s", "Chat", "250ms",
+        "Least time between the starts of two GQL requests (politeness: Twitch publishes no "
+        "limit). 429 and 5xx answers back off further.", parse_duration,
+    ),
+    Variable(
+        "CHAT_REPLAY_RETRY", "chat_replay_retry_s", "Chat", "6h",
+        "When a replay Twitch refused (integrity check, no comments, deleted VOD) is asked again.",
+        positive_duration,
     ),
     # Pipeline
     Variable(
@@ -386,6 +416,31 @@ VARIABLES: tuple[Variable, ...] = (
         "A larger VOD is split too (YouTube takes at most 256 GB per video).", parse_size,
     ),
     Variable(
+        "YOUTUBE_SPLIT_CHAPTER_DISTANCE", "youtube_split_chapter_distance_s", "YouTube", "30m",
+        "A long VOD is cut at the chapter (game) boundary nearest below the part limit when one "
+        "lies this close to it, else at the limit; 0 never moves a cut to a chapter.",
+        parse_duration,
+    ),
+    Variable(
+        "YOUTUBE_THUMBNAILS", "youtube_thumbnails", "YouTube", "1",
+        "1 sets each part's thumbnail (Twitch's, or a frame of the file) with `thumbnails.set` "
+        "(50 units), after the upload and never with the units the next upload needs.", flag,
+    ),
+    Variable(
+        "YOUTUBE_CHAT_CAPTIONS", "youtube_chat_captions", "YouTube", "0",
+        "1 adds each part's chat as a caption track (`captions.insert`, 400 units); needs the "
+        "`youtube.force-ssl` scope, asked for by `vodarchiver auth youtube` when this is 1.", flag,
+    ),
+    Variable(
+        "YOUTUBE_CAPTIONS_NAME", "youtube_captions_name", "YouTube", "Twitch chat",
+        "Name of the chat caption track (an existing track of this name is not added again).",
+        nonempty,
+    ),
+    Variable(
+        "YOUTUBE_CAPTIONS_LANGUAGE", "youtube_captions_language", "YouTube", "en",
+        "Language code of the chat caption track.", nonempty,
+    ),
+    Variable(
         "YOUTUBE_QUOTA_BUDGETS", "youtube_quota_budgets", "YouTube", "default=10000",
         "Daily quota buckets, as `bucket=units` pairs (reset at midnight Pacific time).",
         quota_budgets,
@@ -394,9 +449,10 @@ VARIABLES: tuple[Variable, ...] = (
         "YOUTUBE_QUOTA_COSTS", "youtube_quota_costs", "YouTube",
         "videos.insert=default:1600",
         "Price of each call as `call=bucket:units` (calls: videos.insert, videos.list, "
-        "channels.list, playlistItems.list, playlistItems.insert, videos.delete; unnamed ones "
-        "cost 1, 50 for playlistItems.insert and videos.delete, from `default`). Google's "
-        "separate upload bucket: "
+        "channels.list, playlistItems.list, playlistItems.insert, videos.delete, thumbnails.set, "
+        "captions.list, captions.insert; unnamed ones cost 1, 50 for playlistItems.insert, "
+        "videos.delete, thumbnails.set and captions.list, 400 for captions.insert, from "
+        "`default`). Google's separate upload bucket: "
         "`YOUTUBE_QUOTA_BUDGETS=default=10000,uploads=100` and "
         "`YOUTUBE_QUOTA_COSTS=videos.insert=uploads:1`.", quota_costs,
     ),
@@ -490,6 +546,9 @@ class Settings:
     twitch_auth_url: str
     twitch_retention_days: dict[str, int]
     helix_timeout_s: float
+    twitch_vod_types: tuple[str, ...]
+    twitch_gql_url: str
+    twitch_gql_client_id: str
     chat_auto_start: bool
     chat_poll_interval_s: float
     chat_offline_grace_s: float
@@ -498,6 +557,9 @@ class Settings:
     twitch_oauth_token: Secret | None
     twitch_irc_url: IrcEndpoint
     vod_reconcile_window_s: float
+    chat_replay: bool
+    chat_replay_interval_s: float
+    chat_replay_retry_s: float
     discovery_interval_s: float
     max_concurrent_downloads: int
     download_max_attempts: int
@@ -525,6 +587,11 @@ class Settings:
     youtube_playlists: dict[str, str]
     youtube_max_part_duration_s: float
     youtube_max_part_size: int
+    youtube_split_chapter_distance_s: float
+    youtube_thumbnails: bool
+    youtube_chat_captions: bool
+    youtube_captions_name: str
+    youtube_captions_language: str
     youtube_quota_budgets: dict[str, int]
     youtube_quota_costs: dict[str, tuple[str, int]]
     upload_limit_cooldown_s: float

@@ -350,6 +350,18 @@ def template(raw: str) -> str:
     return check_template(raw.replace("\\n", "\n"))
 
 
+VOD_TYPES = ("archive", "highlight", "upload")
+
+
+def vod_types(raw: str) -> tuple[str, ...]:
+    """`archive,highlight` -> ('archive', 'highlight'): Helix video types, at least one."""
+    found = tuple(dict.fromkeys(t.strip().lower() for t in raw.split(",") if t.strip()))
+    bad = [t for t in found if t not in VOD_TYPES]
+    if bad or not found:
+        raise ValueError(f"expected some of {', '.join(VOD_TYPES)}, got {raw!r}")
+    return found
+
+
 def tags(raw: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
 

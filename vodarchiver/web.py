@@ -131,6 +131,7 @@ class Api:
         uploads: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         chat: ChatStore | None = None,
         chat_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        archive: Callable[[str], Awaitable[dict[str, Any]]] | None = None,  # issue 13's fields
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         notifications: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
@@ -144,6 +145,7 @@ class Api:
         self._uploads = uploads
         self._chat = chat
         self._chat_status = chat_status
+        self._archive = archive
         self._clock = clock
         self._notifications = notifications
         self._readiness = ReadinessLog()
@@ -273,6 +275,7 @@ class Api:
         try:
             row = await self._store.vod_get(vod_id)
             parts = await self._store.vod_uploads(vod_id) if row is not None else []
+            extra = await self._archive(vod_id) if row is not None and self._archive else {}
             history = await self._operator.actions.history(vod_id) if row is not None else []
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
@@ -283,6 +286,7 @@ class Api:
             **vod_json(row), "parts": [vod_json(p) for p in parts],
             "history": [vod_json(h) for h in history],
             "actions": [a.value for a in allowed_actions(facts)],
+            **extra,
         })  # fmt: skip
 
 

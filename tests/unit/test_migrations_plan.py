@@ -35,13 +35,20 @@ def test_a_newer_database_is_refused() -> None:
         plan([M1, M2], {1: ("initial", M1.checksum), 3: ("future", "x")})
 
 
-def test_numbers_may_have_gaps_but_never_repeat(tmp_path: Path) -> None:
-    """A gap (a number reserved for a change not landed yet) loads; a repeated number or a badly named file is an error."""
+def test_a_lower_number_that_lands_later_is_applied() -> None:
+    """A database at 0003 without 0002 (reserved for work that landed later) gets 0002 then."""
+    m3 = Migration(3, "third", "CREATE TABLE c (x int);")
+    applied = {1: ("initial", M1.checksum), 3: ("third", m3.checksum)}
+    assert plan([M1, M2, m3], applied) == [M2]
+
+
+def test_files_may_leave_gaps_but_not_share_a_number(tmp_path: Path) -> None:
+    """A gap in the numbering loads in order; two files with one number, or a bad name, do not."""
+    (tmp_path / "0003_c.sql").write_text("SELECT 3;")
     (tmp_path / "0001_a.sql").write_text("SELECT 1;")
-    (tmp_path / "0003_c.sql").write_text("SELECT 1;")
-    assert [m.version for m in load_migrations(tmp_path)] == [1, 3]
-    (tmp_path / "0003_d.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="two migrations have version 0003"):
+    assert [(m.version, m.name) for m in load_migrations(tmp_path)] == [(1, "a"), (3, "c")]
+    (tmp_path / "0003_d.sql").write_text("SELECT 4;")
+    with pytest.raises(MigrationError, match="0003_c and 0003_d"):
         load_migrations(tmp_path)
     (tmp_path / "0003_d.sql").unlink()
     (tmp_path / "2_bad.sql").write_text("SELECT 1;")
@@ -49,18 +56,11 @@ def test_numbers_may_have_gaps_but_never_repeat(tmp_path: Path) -> None:
         load_migrations(tmp_path)
 
 
-def test_a_lower_number_landing_later_is_applied() -> None:
-    """A database that has 1 and 3 applies 2 when it arrives, and refuses nothing."""
-    m3 = Migration(3, "third", "CREATE TABLE c (x int);")
-    applied = {1: ("initial", M1.checksum), 3: ("third", m3.checksum)}
-    assert plan([M1, M2, m3], applied) == [M2]
-
-
 def test_shipped_migrations_load_and_open_with_an_intent_comment() -> None:
-    """The real migrations are ordered and each starts by saying why it exists."""
+    """The real migrations are numbered upwards from 0001 and each starts by saying why it exists."""
     migrations = load_migrations()
     versions = [m.version for m in migrations]
-    assert versions == sorted(set(versions))
     assert versions[0] == 1
+    assert versions == sorted(set(versions))
     for migration in migrations:
         assert migration.sql.lstrip().startswith("-- Intent:"), migration.name

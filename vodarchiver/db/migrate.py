@@ -3,9 +3,10 @@
 Files are named `NNNN_description.sql`, append-only, and start with an intent comment. Each is
 applied in its own transaction and recorded in `schema_migrations` with a checksum. The whole run
 holds a session-level advisory lock, so replicas starting together apply the schema once: the
-first applies, the others wait and then find nothing to do. An applied migration whose file
-changed, or a database that knows migrations this code does not, stops start-up with a clear
-message instead of guessing.
+first applies, the others wait and then find nothing to do. Numbers may have gaps (they are
+reserved per branch of work) and a lower number that lands later is applied then. An applied
+migration whose file changed, or a database that knows migrations this code does not, stops
+start-up with a clear message instead of guessing.
 """
 
 from __future__ import annotations
@@ -57,10 +58,11 @@ def migrations_dir() -> Path:
 
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
-    """Every migration in `directory`, ordered by version, each version once.
+    """Every migration in `directory`, ordered by number; a number may be missing, not doubled.
 
-    Numbers may have gaps: a number is reserved for a change that has not landed yet, and the
-    database applies it when it comes (`plan` applies unapplied lower numbers in order)."""
+    Numbers are reserved per branch of work, so one may land before a lower one: a gap is
+    allowed, and a lower number that arrives later is applied then (see `plan`).
+    """
     directory = directory or migrations_dir()
     found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
@@ -68,11 +70,12 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_description.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path.read_text("utf-8")))
-    for before, migration in itertools.pairwise(found):
-        if migration.version == before.version:
+    found.sort(key=lambda m: m.version)
+    for before, after in itertools.pairwise(found):
+        if before.version == after.version:
             raise MigrationError(
-                f"two migrations have version {migration.version:04d}: "
-                f"{before.version:04d}_{before.name} and {migration.version:04d}_{migration.name}"
+                f"two migrations share the number {after.version:04d}: "
+                f"{before.version:04d}_{before.name} and {after.version:04d}_{after.name}"
             )
     if not found:
         raise MigrationError(f"no migrations found in {directory}")
@@ -80,8 +83,11 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
 
 
 def plan(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[Migration]:
-    """The migrations still to apply, in order, after checking the applied ones against the
-    files; a lower number that landed after higher ones were applied is among them."""
+    """The migrations still to apply, in order of number, after checking the applied ones.
+
+    A file numbered below the newest applied one (it landed after a higher number) is applied
+    like any other: only a number the database knows and the files do not is refused.
+    """
     known = {m.version: m for m in migrations}
     unknown = sorted(v for v in applied if v not in known)
     if unknown:

@@ -19,8 +19,10 @@ SELECT pg_try_advisory_lock(%(key)s);
 
 -- name: migrations_lock_holders
 -- A bigint advisory key is stored as classid (high 32 bits), objid (low 32 bits), objsubid 1.
+-- Advisory keys are per database: a holder of the same key in another database is not ours.
 SELECT pid FROM pg_locks
 WHERE locktype = 'advisory' AND granted AND objsubid = 1
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND ((classid::bigint << 32) | objid::bigint) = %(key)s;
 
 -- name: migrations_unlock

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from vodarchiver import lifecycle
+from vodarchiver.db.replay_store import ReplayStore
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import (
     DatabaseUnavailable,
@@ -73,6 +74,7 @@ class UploadPolicy:
     playlists: Mapping[str, str]
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    split_chapter_distance_s: float = 1800.0  # YOUTUBE_SPLIT_CHAPTER_DISTANCE
     # Retention's hand-off (pipeline/retention.py): it decides when the local files go.
     after_upload: Callable[[int], Awaitable[None]] | None = None
 
@@ -225,9 +227,10 @@ class UploadStage:
         parts = await self._parts(claim)
         self._log.info("upload_started", parts=len(parts), attempt=claim.failed_attempts + 1,
                        done=sum(1 for p in parts if p.video_id))  # fmt: skip
+        marks = await ReplayStore(self._store.pool).chapter_marks(claim.vod_id)  # issue 13
         facts = metadata.VodFacts(claim.vod_id, claim.channel, claim.title, claim.created_at,
                                   claim.url, claim.duration_s, claim.muted_segments,
-                                  generation=claim.generation)  # fmt: skip
+                                  marks, generation=claim.generation)  # fmt: skip
         videos: list[str] = []
         for part in parts:
             video_id = part.video_id
@@ -301,7 +304,12 @@ class UploadStage:
             pieces = [splitter.Piece(path, 0.0, duration, size)]
         else:
             self._log.info("upload_splitting", parts=count, duration_s=duration, size=size)
-            pieces = await splitter.split(path, count, duration_s=duration,
+            marks = await ReplayStore(self._store.pool).chapter_marks(claim.vod_id)  # issue 13
+            limit = splitter.part_limit_s(duration, size, max_duration_s=policy.max_part_duration_s,
+                                          max_bytes=policy.max_part_bytes)  # fmt: skip
+            points = splitter.plan_cuts(duration, count, limit_s=limit, chapter_starts=[
+                at for at, _ in marks], distance_s=policy.split_chapter_distance_s)  # fmt: skip
+            pieces = await splitter.split(path, count, duration_s=duration, points=points,
                                           ffmpeg_bin=self._policy.ffmpeg,
                                           ffprobe_bin=self._policy.ffprobe)  # fmt: skip
         planned = [

@@ -92,6 +92,7 @@ class HelixClient:
         client_id: str,
         metrics: Metrics,
         timeout_s: float = 10.0,
+        vod_types: tuple[str, ...] = ("archive",),
         retry: RetryPolicy | None = None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -102,6 +103,7 @@ class HelixClient:
         self._token = token
         self._api = api_url
         self._client_id = client_id
+        self._vod_types = vod_types
         self._metrics = metrics
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
@@ -139,12 +141,19 @@ class HelixClient:
         return found
 
     async def videos_page(self, user_id: str, after: str | None = None) -> VideosPage:
-        """One page (100, newest first) of a channel's past broadcasts."""
-        params = [("user_id", user_id), ("type", "archive"), ("first", str(PAGE_SIZE))]
+        """One page (100, newest first) of a channel's videos of the types TWITCH_VOD_TYPES names.
+
+        Helix's `type` takes one value: several types are read as `type=all` and filtered here,
+        so one listing (and one watermark) still covers the channel.
+        """
+        kind = self._vod_types[0] if len(self._vod_types) == 1 else "all"
+        params = [("user_id", user_id), ("type", kind), ("first", str(PAGE_SIZE))]
         if after:
             params.append(("after", after))
         body = await self._call("videos", "/videos", params)
         videos, rejected = _parse_videos(data_items(body))
+        if kind == "all":
+            videos = [v for v in videos if v.type in self._vod_types]
         return VideosPage(tuple(videos), next_cursor(body), tuple(rejected))
 
     async def videos_by_id(
