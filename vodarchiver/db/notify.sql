@@ -1,4 +1,4 @@
--- Named statements of notifications (issue 12), loaded by notify_store.py like queries.sql.
+-- Named statements of notifications (issue 12), loaded with queries.sql (queries.py).
 
 -- name: notify_claim
 -- Due events, oldest first: pending and due, or claimed by a sender whose lease ran out.

@@ -1,33 +1,21 @@
 """The notifications outbox in PostgreSQL: claims, deliveries, conditions, status.
 
-The statements live in `notify.sql` (same format as queries.sql, loaded once). Errors are
-translated as in `Store`: DatabaseUnavailable when PostgreSQL does not answer.
+The statements live in `notify.sql` (loaded with queries.sql; names are unique across files).
+Errors are translated as in `Store`: DatabaseUnavailable when PostgreSQL does not answer.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from importlib.resources import files
 from typing import Any, LiteralString
 
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from vodarchiver.db.queries import parse_queries
+from vodarchiver.db.queries import q
 from vodarchiver.db.store import DEFAULT_TIMEOUT_S, Store
-
-
-@functools.cache
-def _queries() -> dict[str, LiteralString]:
-    return parse_queries(files("vodarchiver.db").joinpath("notify.sql").read_text("utf-8"))
-
-
-def nq(name: str) -> LiteralString:
-    """One named statement of notify.sql."""
-    return _queries()[name]
 
 
 @dataclass(frozen=True)
@@ -51,7 +39,7 @@ class NotifyStore(Store):
         params = {"owner": owner, "lease_s": lease_s, "limit": limit}
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(nq("notify_claim"), params)
+            await cur.execute(q("notify_claim"), params)
             rows = await cur.fetchall()
         return sorted(
             (Outgoing(r["id"], r["event"], r["vod_id"], dict(r["payload"] or {}), r["attempts"],
@@ -65,7 +53,7 @@ class NotifyStore(Store):
         """Record the targets that took it; False if another sender owns it now."""
         params = {"id": row_id, "owner": owner, "targets": list(targets), "done": done}
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            cur = await conn.execute(nq("notify_delivered"), params)
+            cur = await conn.execute(q("notify_delivered"), params)
             return await cur.fetchone() is not None
 
     async def retry(
@@ -75,17 +63,17 @@ class NotifyStore(Store):
         params = {"id": row_id, "owner": owner, "error": error[:500], "delay_s": delay_s,
                   "give_up": give_up}  # fmt: skip
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            await conn.execute(nq("notify_retry"), params)
+            await conn.execute(q("notify_retry"), params)
 
     async def skip(self, row_id: int, *, owner: str, why: str) -> None:
         """Not to be sent, ever."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            await conn.execute(nq("notify_skip"), {"id": row_id, "owner": owner, "why": why})
+            await conn.execute(q("notify_skip"), {"id": row_id, "owner": owner, "why": why})
 
     async def release_previous(self, *, prefix: str, owner: str) -> None:
         """Free what a killed earlier run of this daemon held."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            await conn.execute(nq("notify_release_previous"), {"prefix": prefix, "owner": owner})
+            await conn.execute(q("notify_release_previous"), {"prefix": prefix, "owner": owner})
 
     async def insert(
         self, event: str, dedupe_key: str, payload: dict[str, Any], vod_id: str | None = None
@@ -94,51 +82,51 @@ class NotifyStore(Store):
         params = {"event": event, "dedupe_key": dedupe_key, "vod_id": vod_id,
                   "payload": Jsonb(payload)}  # fmt: skip
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            cur = await conn.execute(nq("notify_insert"), params)
+            cur = await conn.execute(q("notify_insert"), params)
             return await cur.fetchone() is not None
 
     async def prune(self, days: int) -> None:
         """Forget finished events older than `days`."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            await conn.execute(nq("notify_prune"), {"days": days})
+            await conn.execute(q("notify_prune"), {"days": days})
 
     async def status(self) -> dict[str, Any]:
         """Counts and the deliveries that keep failing."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(nq("notify_status"))
+            await cur.execute(q("notify_status"))
             counts = await cur.fetchone() or {}
-            await cur.execute(nq("notify_failing"))
+            await cur.execute(q("notify_failing"))
             failing = await cur.fetchall()
         return {"counts": dict(counts), "failing": [dict(r) for r in failing]}
 
     async def at_risk(self, window_s: float) -> list[dict[str, Any]]:
         """Unarchived VODs expiring within `window_s`."""
-        return await self._rows("notify_at_risk", {"window_s": window_s})
+        return await self._rows(q("notify_at_risk"), {"window_s": window_s})
 
     async def chat_overdue(self, window_s: float) -> list[dict[str, Any]]:
         """Placeholders without their VOD `window_s` after their stream ended."""
-        return await self._rows("notify_chat_overdue", {"window_s": window_s})
+        return await self._rows(q("notify_chat_overdue"), {"window_s": window_s})
 
     async def token_age(self, provider: str) -> dict[str, Any] | None:
         """The stored refresh token's generation and issue time, if there is one."""
-        rows = await self._rows("notify_token_age", {"provider": provider})
+        rows = await self._rows(q("notify_token_age"), {"provider": provider})
         return rows[0] if rows else None
 
     async def episode_open(self, key: str, value: str) -> str:
         """Name of the condition's current episode (`value` if this call began it)."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            cur = await conn.execute(nq("notify_episode_open"), {"key": key, "value": value})
+            cur = await conn.execute(q("notify_episode_open"), {"key": key, "value": value})
             row = await cur.fetchone()
             return str(row[0]) if row else value
 
     async def episode_close(self, key: str) -> None:
         """The condition is over; the next one is a new episode."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            await conn.execute(nq("notify_episode_close"), {"key": key})
+            await conn.execute(q("notify_episode_close"), {"key": key})
 
-    async def _rows(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _rows(self, statement: LiteralString, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(nq(name), params)
+            await cur.execute(statement, params)
             return [dict(r) for r in await cur.fetchall()]

@@ -1,4 +1,4 @@
--- Named statements of retention (issue 12), loaded by retention_store.py like queries.sql.
+-- Named statements of retention (issue 12), loaded with queries.sql (queries.py).
 
 -- name: retention_vods
 -- What retention needs to know of the VODs whose directories it found.

@@ -1,35 +1,24 @@
 """Retention's view of PostgreSQL: the facts of the VODs on disk, and removal under a row lock.
 
-The statements live in `retention.sql`. A VOD's files are removed inside a transaction that holds
-its row (`FOR UPDATE`) and first checks that its state is still the one the decision was made
-on, so an operator's retry or a claim can never race a removal.
+The statements live in `retention.sql` (loaded with queries.sql). A VOD's files are removed
+inside a transaction that holds its row (`FOR UPDATE`) and first checks that its state is still
+the one the decision was made on and that no worker holds a lease on it, so an operator's retry
+or a claim can never race a removal.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from importlib.resources import files
-from typing import Any, LiteralString
+from typing import Any
 
 from psycopg.rows import dict_row, tuple_row
 
-from vodarchiver.db.queries import parse_queries
+from vodarchiver.db.queries import q
 from vodarchiver.db.store import DEFAULT_TIMEOUT_S, Store
 from vodarchiver.pipeline.retention_rules import VodFacts
 
 REMOVAL_TIMEOUT_S = 120.0  # removing a large directory tree holds the row this long at most
-
-
-@functools.cache
-def _queries() -> dict[str, LiteralString]:
-    return parse_queries(files("vodarchiver.db").joinpath("retention.sql").read_text("utf-8"))
-
-
-def rq(name: str) -> LiteralString:
-    """One named statement of retention.sql."""
-    return _queries()[name]
 
 
 def _facts(row: dict[str, Any]) -> VodFacts:
@@ -45,14 +34,14 @@ class RetentionStore(Store):
         """The facts of these VODs (absent: not in the database)."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(rq("retention_vods"), {"ids": list(ids)})
+            await cur.execute(q("retention_vods"), {"ids": list(ids)})
             return {str(r["twitch_vod_id"]): _facts(r) for r in await cur.fetchall()}
 
     async def vod_by_row(self, row_id: int) -> tuple[str, VodFacts] | None:
         """(channel, facts) of one VOD by its row id."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(rq("retention_vod_by_row"), {"id": row_id})
+            await cur.execute(q("retention_vod_by_row"), {"id": row_id})
             row = await cur.fetchone()
         return (str(row["channel"]), _facts(row)) if row else None
 
@@ -60,7 +49,7 @@ class RetentionStore(Store):
         """Whether the database knows any VOD at all."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(rq("retention_any_vod"))
+            await cur.execute(q("retention_any_vod"))
             row = await cur.fetchone()
             return bool(row and row[0])
 
@@ -71,20 +60,20 @@ class RetentionStore(Store):
         worker holds a lease on it."""
         async with self._conn(REMOVAL_TIMEOUT_S) as conn, conn.transaction():
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(rq("retention_lock"), {"id": vod_id})
+            await cur.execute(q("retention_lock"), {"id": vod_id})
             row = await cur.fetchone()
             if row is None or row[0] != expected_state or row[1]:
                 return False
             if not await remove():
                 return False
-            await conn.execute(rq("retention_files_gone"), {"id": vod_id})
+            await conn.execute(q("retention_files_gone"), {"id": vod_id})
             return True
 
     async def remove_orphan(self, vod_id: str, remove: Callable[[], Awaitable[bool]]) -> bool:
         """Run `remove` if the database still does not know the VOD."""
         async with self._conn(REMOVAL_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(rq("retention_vod_exists"), {"id": vod_id})
+            await cur.execute(q("retention_vod_exists"), {"id": vod_id})
             row = await cur.fetchone()
             if row is None or row[0]:
                 return False
