@@ -94,9 +94,25 @@ async def drop_database(admin_url: str, name: str) -> None:
         )
 
 
+# Least privilege (tests/acceptance/test_least_privilege.py): a template database migrated by the
+# owner role of deploy/postgres/roles.sql, and the runtime role's login for every test database,
+# so the tests that run with these set prove the daemon's work needs no more than that role has.
+TEMPLATE_DB = os.environ.get("TEST_TEMPLATE_DB")
+RUNTIME_LOGIN = (os.environ.get("TEST_DB_USER"), os.environ.get("TEST_DB_PASSWORD"))
+
+
 @pytest.fixture(scope="session")
 async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
     """Name of a database built once per run by the real migrations."""
+    if TEMPLATE_DB:
+        # Migrated by its owner, who also installed the state-change recorder: without it the
+        # lifecycle check below would pass vacuously.
+        url = with_dbname(pg_admin_url, TEMPLATE_DB)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            cur = await conn.execute("SELECT to_regclass('_test_state_changes') IS NOT NULL")
+            assert await cur.fetchone() == (True,), f"{TEMPLATE_DB} lacks the recorder"
+        yield TEMPLATE_DB
+        return
     name = f"vodarchiver_test_{RUN_ID}_template"
     url = await create_database(pg_admin_url, name)
     await migrate(url)
@@ -142,7 +158,11 @@ class DatabaseFactory:
 
     async def migrated(self) -> str:
         """A database with the current schema (a copy of the template)."""
-        return await self._new(self.template)
+        url = await self._new(self.template)
+        user, password = RUNTIME_LOGIN
+        if user:
+            return psycopg.conninfo.make_conninfo(url, user=user, password=password or "")
+        return url
 
     async def empty(self) -> str:
         """A database with nothing in it, not even schema_migrations."""

@@ -431,6 +431,7 @@ def start_parts(
 ) -> Supervisor:
     """Build every part over the open database and start each as a supervised task."""
     metrics = Metrics(__version__)
+    metrics.watch_disk(settings.data_dir)
     checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
     supervisor = Supervisor()
     checks.append(StagesCheck(supervisor))

@@ -1,5 +1,6 @@
 """The command line: `vodarchiver [run | migrate | config | version | auth youtube |
-chat export | vods ... | notify test | retention [--dry-run]]`. Nothing else lives here.
+chat export | vods ... | notify test | retention [--dry-run] | healthcheck | backup | restore]`.
+Nothing else lives here.
 
 Exit codes: 0 done or stopped by a signal; 1 a part of the daemon failed; 2 the configuration
 or the environment is wrong (the message names the variable); 130 `migrate` interrupted. No
@@ -72,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     export = chat_sub.add_parser("export", help="write a VOD's chat to stdout")
     export.add_argument("vod_id", metavar="VOD_ID", help="the VOD's Twitch id")
     export.add_argument("--format", choices=FORMATS, default="json")
+    sub.add_parser("healthcheck", help="exit 0 when the daemon at HTTP_ADDR answers /healthz")
+    backup = sub.add_parser("backup", help="dump the database and list DATA_DIR's files")
+    backup.add_argument("directory", metavar="DIR", help="a new or empty directory to write")
+    restore = sub.add_parser("restore", help="load a backup into an empty database")
+    restore.add_argument("directory", metavar="DIR", help="a directory `backup` wrote")
+    restore.add_argument(
+        "--ignore-files", action="store_true", help="restore though DATA_DIR differs from it"
+    )
     vods = sub.add_parser("vods", help="list, show and act on VODs through the running daemon")
     vods.add_argument("--url", help="the daemon's base URL (default: from HTTP_ADDR)")
     vods_sub = vods.add_subparsers(dest="vods_command", metavar="VODS_COMMAND", required=True)
@@ -142,6 +151,8 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
             "env_file_unknown_keys", env_file=str(settings.env_file),
             keys=list(settings.unknown_env_file_keys),
         )  # fmt: skip
+    if command == "healthcheck":
+        return _healthcheck(settings)
     if command == "config":
         width = max(len(name) for name in settings.describe())
         for name, value in settings.describe().items():
@@ -178,6 +189,8 @@ def _run_command(command: str, args: argparse.Namespace, settings: Settings) -> 
         from vodarchiver.chat_command import export_chat  # noqa: PLC0415
 
         return asyncio.run(export_chat(settings, args.vod_id, args.format))
+    if command in ("backup", "restore"):
+        return asyncio.run(_backup_command(command, args, settings))
     if command == "vods":
         from vodarchiver.vods_command import run_vods  # noqa: PLC0415
 
@@ -209,3 +222,39 @@ def _refresh_token(args: argparse.Namespace, settings: Settings) -> str | None:
     from vodarchiver.youtube.consent import run_consent_flow  # noqa: PLC0415
 
     return run_consent_flow(settings, open_browser=not args.no_browser)
+
+
+def _healthcheck(settings: Settings) -> int:
+    """Container healthcheck: 0 when /healthz at HTTP_ADDR answers 200, else 1."""
+    from vodarchiver.selfcheck import probe  # noqa: PLC0415
+
+    try:
+        healthy, detail = probe(settings.http_addr)
+    except ValueError as exc:
+        print(f"vodarchiver: HTTP_ADDR: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(detail, file=sys.stdout if healthy else sys.stderr)
+    return EXIT_OK if healthy else EXIT_FAILED
+
+
+async def _backup_command(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    """`backup DIR` or `restore DIR`; a BackupError is one line on stderr and exit 1."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from vodarchiver import backup  # noqa: PLC0415
+    from vodarchiver.errors import BackupError  # noqa: PLC0415
+
+    directory = Path(args.directory)
+    try:
+        if command == "backup":
+            manifest = await backup.backup(settings, directory)
+            size, files = manifest["database"]["size"], len(manifest["files"])
+            print(f"backup written to {directory}: database ({size} bytes), {files} files listed")
+        else:
+            ignored = await backup.restore(settings, directory, ignore_files=args.ignore_files)
+            note = f"{len(ignored)} file problems ignored" if ignored else "every file matches"
+            print(f"restored {directory}; {note}")
+    except BackupError as exc:
+        print(f"vodarchiver: {command}: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK

@@ -64,6 +64,7 @@ from vodarchiver.values import (
     tags,
     template,
     vod_types,
+    with_password,
 )
 
 # --- the declaration -----------------------------------------------------------------------
@@ -473,6 +474,12 @@ VARIABLES: tuple[Variable, ...] = (
         parse_database_url, secret=True,
     ),
     Variable(
+        "DATABASE_PASSWORD", "database_password", "Database", None,
+        "Password for DATABASE_URL's user, passed to libpq as a parameter so any character "
+        "works unescaped (compose uses it); it replaces a password written in the URL.",
+        secret, secret=True,
+    ),
+    Variable(
         "DATABASE_POOL_MIN_SIZE", "database_pool_min_size", "Database", "1",
         "Connections the pool keeps open.", int_in(0, 100),
     ),
@@ -615,6 +622,7 @@ class Settings:
     notify_check_interval_s: float
     notify_retry_base_s: float
     database_url: DatabaseUrl | None
+    database_password: Secret | None
     database_pool_min_size: int
     database_pool_max_size: int
     database_connect_timeout_s: float
@@ -726,6 +734,17 @@ def _youtube_problems(values: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def _database_password(values: dict[str, Any]) -> list[str]:
+    """Fold DATABASE_PASSWORD into DATABASE_URL (as a libpq parameter, never into URL text)."""
+    password, url = values.get("database_password"), values.get("database_url")
+    if not (isinstance(password, Secret) and password.get()):
+        return []
+    if not isinstance(url, DatabaseUrl):
+        return ["DATABASE_PASSWORD: set DATABASE_URL too (the embedded server has its own)"]
+    values["database_url"] = with_password(url, password)
+    return []
+
+
 def load_settings(environ: Mapping[str, str]) -> Settings:
     """Read and validate every variable from `environ` and the optional env file.
 
@@ -765,6 +784,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "DATABASE_POOL_MIN_SIZE: must not exceed DATABASE_POOL_MAX_SIZE "
             f"({pool_min} > {pool_max})"
         )
+    problems += _database_password(values)
     client_id, secret = values.get("twitch_client_id"), values.get("twitch_client_secret")
     if client_id and not (secret and secret.get()):
         problems.append("TWITCH_CLIENT_SECRET: must be set when TWITCH_CLIENT_ID is")

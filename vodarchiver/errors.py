@@ -34,8 +34,10 @@
         │                      YouTube refused the request itself (invalidTitle, a 4xx we
         │                      caused): retrying it unchanged is pointless
         ├── IrcLineRejected    a chat line that is not IRC, is oversized, or lacks an id (skip it)
-        └── GqlRefused         Twitch GQL refused what we asked (integrity check, comments
-                               null, video null, an answer without the documented shape)
+        ├── GqlRefused         Twitch GQL refused what we asked (integrity check, comments
+        │                      null, video null, an answer without the documented shape)
+        └── BackupError        a backup or restore cannot be made or trusted (a checksum, a
+                               non-empty target, pg_dump/pg_restore failed or is missing)
 
 Third-party exceptions are translated at the adapter boundary (`raise ... from exc`), so code
 above the adapters only ever handles these.
@@ -177,6 +179,10 @@ class YouTubeRequestError(PermanentError):
 
 class IrcLineRejected(PermanentError):
     """A chat line we cannot use (not IRC, oversized, no message id): counted, logged, skipped."""
+
+
+class BackupError(PermanentError):
+    """`vodarchiver backup`/`restore` cannot be completed or trusted; the message says why."""
 
 
 class GqlUnavailable(TransientError):

@@ -231,6 +231,7 @@ class Api:
             counts = await self._store.vod_counts_by_state(timeout_s=2.0)
             expiring = await self._store.vods_expiring_soon(hours=48)
             waiting = await self._store.vods_waiting_for_disk()
+            next_expiry = await self._store.vods_next_expiry()
         except DatabaseUnavailable:
             self._metrics.database_up.set(0)
         else:
@@ -238,6 +239,7 @@ class Api:
             self._metrics.record_vod_counts(counts)
             self._metrics.vods_expiring_soon.set(expiring)
             self._metrics.vods_waiting_for_disk.set(waiting)
+            self._metrics.set_next_expiry(next_expiry)
         return Response(self._metrics.render(), media_type=CONTENT_TYPE)
 
     async def vods(self, request: Request) -> Response:

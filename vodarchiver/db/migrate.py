@@ -147,7 +147,12 @@ async def migrate(
         try:
             await _take_lock(conn, lock_timeout_s)
             locked = True
-            await conn.execute(q("migrations_create_table"))
+            # Checked first so that a runtime role without CREATE on the schema (least
+            # privilege: deploy/postgres/roles.sql) passes when the schema is up to date.
+            cur = await conn.execute(q("migrations_table_exists"))
+            exists = await cur.fetchone()
+            if not (exists and exists[0]):
+                await conn.execute(q("migrations_create_table"))
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute(q("migrations_applied"))
             applied = {int(v): (str(n), str(c)) for v, n, c in await cur.fetchall()}
@@ -168,6 +173,11 @@ async def migrate(
                 log.info("migration_applied", version=migration.version, name=migration.name)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"database unavailable while migrating: {exc}") from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise MigrationError(
+                f"applying migrations failed: {exc}; this role may only use the schema: run "
+                "`vodarchiver migrate` as the migration owner first (see deploy/postgres/)"
+            ) from exc
         except psycopg.Error as exc:
             raise MigrationError(f"applying migrations failed: {exc}") from exc
         finally:

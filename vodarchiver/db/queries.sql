@@ -28,6 +28,9 @@ WHERE locktype = 'advisory' AND granted AND objsubid = 1
 -- name: migrations_unlock
 SELECT pg_advisory_unlock(%(key)s);
 
+-- name: migrations_table_exists
+SELECT to_regclass('schema_migrations') IS NOT NULL;
+
 -- name: migrations_create_table
 CREATE TABLE IF NOT EXISTS schema_migrations (
     version    integer PRIMARY KEY,
@@ -41,6 +44,32 @@ SELECT version, name, checksum FROM schema_migrations ORDER BY version;
 
 -- name: migrations_record
 INSERT INTO schema_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s);
+
+-- name: role_exists
+SELECT 1 FROM pg_roles WHERE rolname = %(role)s;
+
+-- name: role_create
+-- The embedded server's runtime login ({role}, {password} are quoted by psycopg.sql).
+CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD {password};
+
+-- name: role_set_password
+ALTER ROLE {role} PASSWORD {password};
+
+-- name: role_grant_runtime
+-- Rows only: no CREATE on the schema, no ownership. TEMPORARY: the chat writer's staging table.
+GRANT CONNECT, TEMPORARY ON DATABASE {database} TO {role};
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role};
+ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public
+    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role};
+ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role};
+
+-- name: backup_server_info
+-- `vodarchiver backup`/`restore`: the server's version, and whether the database has tables.
+SELECT current_setting('server_version_num')::int,
+       current_setting('server_version'),
+       (SELECT count(*) FROM pg_tables WHERE schemaname = 'public');
 
 -- name: channel_upsert
 INSERT INTO channels (login, user_id, display_name, broadcaster_type)
@@ -195,6 +224,12 @@ SELECT count(*) FROM vods
 WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
                 'waiting_for_auth', 'uploading', 'failed_retryable')
   AND expires_at < now() + make_interval(hours => %(hours)s);
+
+-- name: vods_next_expiry
+-- When Twitch is expected to delete the first VOD not archived yet (NULL: none).
+SELECT min(expires_at) FROM vods
+WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
+                'waiting_for_auth', 'uploading', 'failed_retryable');
 
 -- name: download_claim
 -- transition: download_claimed

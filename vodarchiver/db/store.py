@@ -212,6 +212,14 @@ class Store:
             row = await cur.fetchone()
             return int(row[0]) if row else 0
 
+    async def vods_next_expiry(self, timeout_s: float = 2.0) -> datetime | None:
+        """When Twitch is expected to delete the first VOD not archived yet; None: none."""
+        async with self._conn(timeout_s) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vods_next_expiry"))
+            row = await cur.fetchone()
+            return row[0] if row else None
+
     # --- downloads --------------------------------------------------------------------------
 
     async def download_claim(self, *, owner: str, lease_s: float) -> DownloadClaim | None:

@@ -268,6 +268,7 @@ class HelixClient:
                 self._log.info(
                     "helix_rate_limit_wait", endpoint=endpoint, wait_ms=round(wait * 1000)
                 )
+                self._count_wait(wait)
                 await self._sleep(wait)
             self._limit.spend(self._wall())
 
@@ -284,7 +285,12 @@ class HelixClient:
         wait_s = min(max(wait_s, 1.0), self._retry.max_rate_limit_wait_s)
         wait_s += self._rng.random() * 0.5
         self._log.warning("helix_rate_limited", endpoint=endpoint, wait_ms=round(wait_s * 1000))
+        self._count_wait(wait_s)
         await self._sleep(wait_s)
+
+    def _count_wait(self, wait_s: float) -> None:
+        self._metrics.helix_ratelimit_waits.inc()
+        self._metrics.helix_ratelimit_wait_seconds.inc(wait_s)
 
     async def _backoff(self, endpoint: str, failures: int, reason: str) -> None:
         if failures >= self._retry.attempts:
