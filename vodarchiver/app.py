@@ -11,7 +11,7 @@ import asyncio
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,8 @@ from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
+from vodarchiver.db.notify_store import NotifyStore
+from vodarchiver.db.retention_store import RetentionStore
 from vodarchiver.db.store import Store
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import (
@@ -39,6 +41,8 @@ from vodarchiver.logs import get_logger
 from vodarchiver.media.downloader import Downloader, Job, Tools
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
+from vodarchiver.notify.checker import Checker, CheckerPolicy
+from vodarchiver.notify.sender import Sender, SenderPolicy, Targets
 from vodarchiver.pipeline.chat import ChatCheck, ChatStage
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.pipeline.discovery import Discovery
@@ -47,12 +51,15 @@ from vodarchiver.pipeline.leased import LeasedWorkers, Owner
 from vodarchiver.pipeline.operator import Operator
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan
+from vodarchiver.pipeline.retention import Sweeper
+from vodarchiver.pipeline.retention_rules import RetentionPolicy, effective_keep_days
 from vodarchiver.pipeline.upload import UploadPolicy, UploadStage
 from vodarchiver.pipeline.upload_shared import CircuitCheck
-from vodarchiver.supervisor import Supervisor
+from vodarchiver.supervisor import StagesCheck, Supervisor
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.chat import ChatRecorder, Credentials
 from vodarchiver.twitch.helix import HelixClient
+from vodarchiver.values import HostPort
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 from vodarchiver.youtube.client import YouTubeClient
 from vodarchiver.youtube.crypto import TokenCipher, parse_key
@@ -165,6 +172,7 @@ def build_uploads(
     checks: list[ReadinessCheck],
     *,
     owner: Owner | None = None,
+    after_upload: Callable[[int], Awaitable[None]] | None = None,
 ) -> UploadStage | None:
     """The upload stage, or None (said in the log and in /readyz) when settings turn it off."""
     log = get_logger("vod_upload")
@@ -214,11 +222,10 @@ def build_uploads(
         max_part_duration_s=settings.youtube_max_part_duration_s,
         max_part_bytes=settings.youtube_max_part_size,
         split_chapter_distance_s=settings.youtube_split_chapter_distance_s,
-        delete_after_upload=settings.delete_after_upload,
         title_template=settings.youtube_title_template,
         description_template=settings.youtube_description_template,
         tags=settings.youtube_tags, playlists=settings.youtube_playlists,
-        ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe,
+        ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe, after_upload=after_upload,
     )  # fmt: skip
     checks.append(auth)
     checks.append(CircuitCheck(store))
@@ -349,6 +356,71 @@ def build_chat(
     return stage
 
 
+def build_retention(settings: Settings, db: Database) -> Sweeper:
+    """The retention sweeper (RETENTION_*, DELETE_AFTER_UPLOAD as the older form)."""
+    policy = retention_policy(settings)
+    get_logger("retention").info(
+        "retention_policy", keep_days=policy.keep_days, max_gb=settings.retention_max_gb,
+        failed_days=policy.failed_days, interval_s=settings.retention_sweep_interval_s,
+    )  # fmt: skip
+    return Sweeper(RetentionStore(db.pool), policy, data_dir=settings.data_dir,
+                   interval_s=settings.retention_sweep_interval_s)  # fmt: skip
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    """The retention rules the settings ask for."""
+    max_gb = settings.retention_max_gb
+    return RetentionPolicy(
+        keep_days=effective_keep_days(settings.retention_keep_days, settings.delete_after_upload),
+        max_bytes=int(max_gb * 2**30) if max_gb is not None else None,
+        failed_days=settings.retention_failed_days,
+    )
+
+
+def console_base(settings: Settings, bound: HostPort) -> str:
+    """CONSOLE_URL, or http:// and the bound address (the host name when bound to all)."""
+    if settings.console_url:
+        return settings.console_url
+    host = bound.host if bound.host not in ("0.0.0.0", "::", "") else socket.gethostname()  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{bound.port}"
+
+
+def build_notifications(
+    settings: Settings,
+    db: Database,
+    metrics: Metrics,
+    checks: Sequence[ReadinessCheck],
+    bound: HostPort,
+) -> tuple[Sender, Checker]:
+    """The outbox's sender and the periodic checker (both run even without NOTIFY_URLS: events
+    are then recorded as skipped, and the token age is still measured)."""
+    store = NotifyStore(db.pool)
+    raw = settings.notify_urls.get() if settings.notify_urls is not None else ""
+    targets = Targets.from_setting(raw) if raw.strip() else None
+    policy = SenderPolicy(events=settings.notify_events,
+                          console_url=console_base(settings, bound),
+                          retry_base_s=settings.notify_retry_base_s)  # fmt: skip
+    sender = Sender(store, targets, policy, data_dir=settings.data_dir)
+    checker = Checker(
+        store, metrics,
+        CheckerPolicy(
+            interval_s=settings.notify_check_interval_s,
+            at_risk_window=timedelta(seconds=settings.at_risk_window_s),
+            token_lifetime=settings.youtube_token_lifetime,
+            min_free_bytes=int(settings.disk_min_free_gb * 2**30),
+            chat_window_s=settings.vod_reconcile_window_s,
+        ),
+        data_dir=settings.data_dir, probes=checks,
+    )  # fmt: skip
+    get_logger("notify").info(
+        "notifications_enabled" if targets else "notifications_disabled",
+        targets=[t.label for t in targets.targets] if targets else [],
+        events=sorted(e.value for e in settings.notify_events),
+    )  # fmt: skip
+    return sender, checker
+
+
 def start_parts(
     settings: Settings,
     db: Database,
@@ -362,6 +434,9 @@ def start_parts(
     metrics = Metrics(__version__)
     metrics.watch_disk(settings.data_dir)
     checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
+    supervisor = Supervisor()
+    checks.append(StagesCheck(supervisor))
+    sweeper = build_retention(settings, db)
     owner = Owner(settings.data_dir)  # one identity for every claim and lease of this process
     downloads = build_downloads(settings, db.store, metrics, checks, owner)
     helix = build_helix(settings, http_client, metrics, checks)
@@ -370,34 +445,38 @@ def start_parts(
         owner=owner,
     )  # fmt: skip
     uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks,
-                            owner=owner)  # fmt: skip
+                            owner=owner, after_upload=sweeper.after_upload)  # fmt: skip
     operator = build_operator(settings, db.store, helix, downloads, uploads)
     chat = build_chat(settings, helix, db, metrics, checks)
+    sender, checker = build_notifications(settings, db, metrics, checks, bound_address(sock))
     archive = build_archive(settings, db, http_client, metrics, google_client, owner=owner)
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
         started_at=started_at, operator=operator,
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
-        archive=archive.vod_fields,
+        notifications=sender.status, archive=archive.vod_fields,
     )  # fmt: skip
     console = build_console(
         settings, api, db.pool, chat.status if chat else None, google_client or http_client
     )
     server = HttpServer(build_app(api, metrics, console), sock)
-    supervisor = Supervisor()
+    # Core tasks stop the daemon when they end; optional stages are restarted with backoff.
     supervisor.start("http", server.serve(), stop=server.stop)
     if db.embedded is not None:
         supervisor.start("embedded_pg_watch", _watch_embedded(db.embedded))
     if discovery is not None:
-        supervisor.start("discovery", discovery.run_forever())
+        supervisor.start("discovery", discovery.run_forever, optional=True)
     if downloads is not None:
-        supervisor.start("downloads", downloads.run_forever())
+        supervisor.start("downloads", downloads.run_forever, optional=True)
     if uploads is not None:
-        supervisor.start("uploads", uploads.run_forever())
+        supervisor.start("uploads", uploads.run_forever, optional=True)
     if chat is not None:
-        supervisor.start("chat", chat.run_forever())
+        supervisor.start("chat", chat.run_forever, optional=True)
     archive.start(supervisor)
+    supervisor.start("notifications", sender.run_forever, optional=True)
+    supervisor.start("notify_checks", checker.run_forever, optional=True)
+    supervisor.start("retention", sweeper.run_forever, optional=True)
     return supervisor
 
 

@@ -68,11 +68,11 @@ class Archive:
         self.metrics.gap_minutes.labels(job.channel).set(found.minutes - found.covered)
 
     def start(self, supervisor: Supervisor) -> None:
-        """Start each part that runs as a supervised task."""
+        """Start each part as an optional stage: restarted with backoff, never the daemon's end."""
         if self.replay is not None:
-            supervisor.start("chat_replay", self.replay.run_forever())
+            supervisor.start("chat_replay", self.replay.run_forever, optional=True)
         if self.extras is not None:
-            supervisor.start("extras", self.extras.run_forever())
+            supervisor.start("extras", self.extras.run_forever, optional=True)
 
 
 def build_archive(

@@ -1,5 +1,6 @@
 """The command line: `vodarchiver [run | migrate | config | version | auth youtube |
-chat export | vods ... | healthcheck | backup | restore]`. Nothing else lives here.
+chat export | vods ... | notify test | retention [--dry-run] | healthcheck | backup | restore]`.
+Nothing else lives here.
 
 Exit codes: 0 done or stopped by a signal; 1 a part of the daemon failed; 2 the configuration
 or the environment is wrong (the message names the variable); 130 `migrate` interrupted. No
@@ -99,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="delete the old videos once every new part is confirmed",
             )
+    notify = sub.add_parser("notify", help="notifications: `notify test`")
+    notify.add_argument("notify_command", choices=["test"],
+                        help="send a test message to every NOTIFY_URLS target")  # fmt: skip
+    keep = sub.add_parser("retention", help="apply the retention rules to DATA_DIR now")
+    keep.add_argument("--dry-run", action="store_true",
+                      help="only list what would go and the space it frees")  # fmt: skip
     return parser
 
 
@@ -166,7 +173,7 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
 
 
 def _run_command(command: str, args: argparse.Namespace, settings: Settings) -> int:
-    """Run `migrate`, `auth youtube`, `chat export` or the daemon; returns the exit status."""
+    """Run `migrate`, `auth youtube`, `chat export`, `notify test`, `retention` or the daemon."""
     import asyncio  # noqa: PLC0415
 
     from vodarchiver.app import migrate_only, run_daemon  # noqa: PLC0415
@@ -195,6 +202,14 @@ def _run_command(command: str, args: argparse.Namespace, settings: Settings) -> 
             delete_old=getattr(args, "delete_old", False), channel=getattr(args, "channel", None),
             state=getattr(args, "state", None), limit=getattr(args, "limit", 50),
         )  # fmt: skip
+    if command == "notify":
+        from vodarchiver.notify_command import notify_test  # noqa: PLC0415
+
+        return asyncio.run(notify_test(settings))
+    if command == "retention":
+        from vodarchiver.retention_command import retention  # noqa: PLC0415
+
+        return asyncio.run(retention(settings, dry_run=args.dry_run))
     return asyncio.run(run_daemon(settings, _early_signals))
 
 

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 
 from vodarchiver.errors import ConfigError
+from vodarchiver.notify.events import (
+    DEFAULT_EVENTS,
+    Event,
+    parse_console_url,
+    parse_events,
+    parse_notify_urls,
+    parse_optional_duration,
+)
+from vodarchiver.pipeline.retention_rules import parse_days, parse_max_gb
 from vodarchiver.values import (
     DEFAULT_DESCRIPTION,
     FOREIGN_PREFIXES,
@@ -259,6 +269,66 @@ VARIABLES: tuple[Variable, ...] = (
         "Free space DATA_DIR must keep: a download that would eat into it waits "
         "(`waiting_for_disk`) until space returns.", positive_float,
     ),
+    # Storage (retention) and Notifications (issue 12)
+    Variable(
+        "RETENTION_KEEP_DAYS", "retention_keep_days", "Storage", "",
+        "Days an uploaded VOD's local files are kept once every part is confirmed on YouTube; "
+        "0 deletes them at once. Empty: `DELETE_AFTER_UPLOAD` decides (1 is 0 days, 0 is "
+        "forever).", parse_days,
+    ),
+    Variable(
+        "RETENTION_MAX_GB", "retention_max_gb", "Storage", "",
+        "Cap on the VOD files in DATA_DIR, in GiB: while over it, the oldest uploaded VODs' "
+        "files go first (never those of a VOD still needed). Empty: no cap.", parse_max_gb,
+    ),
+    Variable(
+        "RETENTION_FAILED_DAYS", "retention_failed_days", "Storage", "30",
+        "Days the files of a VOD failed for good, canceled, skipped or gone are kept (from "
+        "when it entered that state). `never`: keep them.", parse_days,
+    ),
+    Variable(
+        "RETENTION_SWEEP_INTERVAL", "retention_sweep_interval_s", "Storage", "10m",
+        "How often the sweeper applies these rules and removes directories no VOD owns.",
+        positive_duration,
+    ),
+    Variable(
+        "NOTIFY_URLS", "notify_urls", "Notifications", None,
+        "Apprise URLs to notify (`ntfy://topic`, `discord://id/token`, `json://host/path`, "
+        "`mailto://...`), separated by spaces or commas. Treated as a secret. Unset: events are "
+        "recorded, not sent.", parse_notify_urls, secret=True,
+    ),
+    Variable(
+        "NOTIFY_EVENTS", "notify_events", "Notifications", DEFAULT_EVENTS,
+        "Which events to send: names, `all`, `-name` to leave one out.", parse_events,
+    ),
+    Variable(
+        "CONSOLE_URL", "console_url", "Notifications", "",
+        "Base URL of this daemon as the operator reaches it, for links in messages "
+        "(`<base>/ui/vods/<id>`). Empty: `http://` and the address HTTP_ADDR is bound to.",
+        parse_console_url,
+    ),
+    Variable(
+        "AT_RISK_WINDOW", "at_risk_window_s", "Notifications", "48h",
+        "A VOD not yet on YouTube whose Twitch copy expires within this is `at_risk` (told "
+        "once, and again at 12h; listed with a countdown on the console's dashboard).",
+        positive_duration,
+    ),
+    Variable(
+        "YOUTUBE_TOKEN_LIFETIME", "youtube_token_lifetime", "Notifications", "",
+        "How long Google's refresh tokens live for your project (`7d` for a project in "
+        "'Testing'); `token_expiring` is sent 2 days (at most half of it) before. Empty: "
+        "unknown, never sent.", parse_optional_duration,
+    ),
+    Variable(
+        "NOTIFY_CHECK_INTERVAL", "notify_check_interval_s", "Notifications", "1m",
+        "How often the periodic conditions (at_risk, disk_low, chat_overdue, token_expiring, "
+        "twitch_auth_failed) are looked for.", positive_duration,
+    ),
+    Variable(
+        "NOTIFY_RETRY_BASE", "notify_retry_base_s", "Notifications", "30s",
+        "Wait after a failed delivery; doubles up to an hour. After a day an event is given up "
+        "(`failed`, shown in `/status`).", positive_duration,
+    ),
     # YouTube
     Variable(
         "YOUTUBE_UPLOAD_ENABLED", "youtube_upload_enabled", "YouTube", "1",
@@ -444,11 +514,6 @@ VARIABLES: tuple[Variable, ...] = (
         "Address of `/healthz`, `/readyz`, `/status` and `/metrics`; port 0 picks a free port.",
         parse_host_port,
     ),
-    Variable(
-        "AT_RISK_WINDOW", "at_risk_window_s", "HTTP", "48h",
-        "The console's dashboard lists a VOD as at risk when it is not on YouTube yet and Twitch "
-        "is expected to delete it within this window.", positive_duration,
-    ),
     # Logging
     Variable(
         "LOG_LEVEL", "log_level", "Logging", "info",
@@ -474,7 +539,7 @@ VARIABLES: tuple[Variable, ...] = (
 )  # fmt: skip
 
 GROUPS: tuple[str, ...] = ("Twitch", "Chat", "YouTube", "Database", "Storage", "Media", "Pipeline",
-                           "HTTP", "Logging", "Daemon")  # fmt: skip
+                           "HTTP", "Logging", "Daemon", "Notifications")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -546,6 +611,17 @@ class Settings:
     upload_retry_base_s: float
     circuit_failure_threshold: int
     circuit_open_cooldown_s: float
+    retention_keep_days: float | None
+    retention_max_gb: float | None
+    retention_failed_days: float | None
+    retention_sweep_interval_s: float
+    notify_urls: Secret | None
+    notify_events: frozenset[Event]
+    console_url: str
+    at_risk_window_s: float
+    youtube_token_lifetime: timedelta | None
+    notify_check_interval_s: float
+    notify_retry_base_s: float
     database_url: DatabaseUrl | None
     database_password: Secret | None
     database_pool_min_size: int
@@ -555,7 +631,6 @@ class Settings:
     embedded_pg_port: int
     data_dir: Path
     http_addr: HostPort
-    at_risk_window_s: float
     log_level: str
     log_format: str
     shutdown_timeout_s: float
@@ -628,6 +703,8 @@ class Settings:
                 shown[var.name] = value.url
             elif isinstance(value, dict):
                 shown[var.name] = ",".join(f"{k}={v}" for k, v in value.items()) or "(none)"
+            elif isinstance(value, frozenset):
+                shown[var.name] = ",".join(sorted(map(str, value))) or "(none)"
             else:
                 shown[var.name] = str(value)
         return shown

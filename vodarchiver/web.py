@@ -32,7 +32,7 @@ from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import DatabaseUnavailable, StartupError
-from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summarize
+from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, ReadinessLog, run_checks, summarize
 from vodarchiver.lifecycle import VodFacts, allowed_actions
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import CONTENT_TYPE, Metrics
@@ -103,7 +103,8 @@ class RequestContext:
                 method = scope["method"] if scope["method"] in _METHODS else "other"
                 self._metrics.http_requests.labels(method, template, str(status)).inc()
                 self._metrics.http_duration.labels(template).observe(elapsed)
-                quiet = template in _QUIET_ROUTES and status < 500
+                # A failing probe is logged by ReadinessLog once per change, not per request.
+                quiet = template in _QUIET_ROUTES and (status < 500 or template == "/readyz")
                 self._log.log(
                     logging.DEBUG if quiet else logging.INFO,
                     "http_request",
@@ -132,6 +133,7 @@ class Api:
         chat_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         archive: Callable[[str], Awaitable[dict[str, Any]]] | None = None,  # issue 13's fields
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        notifications: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._store = store
         self._probe = probe
@@ -145,6 +147,8 @@ class Api:
         self._chat_status = chat_status
         self._archive = archive
         self._clock = clock
+        self._notifications = notifications
+        self._readiness = ReadinessLog()
 
     @property
     def operator(self) -> Operator:
@@ -164,6 +168,7 @@ class Api:
     async def readyz(self, _: Request) -> Response:
         """Readiness: every check passes."""
         results = await run_checks(self._checks)
+        self._readiness.note(results)
         ready = all(r.ok for r in results.values())
         body = {
             "status": "ready" if ready else "not_ready",
@@ -179,6 +184,7 @@ class Api:
             kv = await self._store.kv_get_many(STATUS_KV_KEYS)
             uploads = await self._uploads() if self._uploads else {"enabled": False}
             chat = await self._chat_status() if self._chat_status is not None else None
+            notes = await self._notifications() if self._notifications is not None else None
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
         doc = summarize(
@@ -186,6 +192,7 @@ class Api:
         )
         doc["uploads"] = uploads
         doc["chat"] = chat
+        doc["notifications"] = notes
         return JSONResponse(doc)
 
     async def vod_chat(self, request: Request) -> Response:

@@ -198,3 +198,20 @@ async def test_migrate_waits_for_the_lock_then_proceeds(
         await holder.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
         applied = await asyncio.wait_for(waiting, 10)
     assert applied == load_migrations()
+
+
+async def test_a_migration_that_lands_after_higher_ones_is_applied_in_order(
+    databases: DatabaseFactory,
+) -> None:
+    """A database migrated without one number (a branch not landed yet) starts, and applies it when it lands."""
+    url = await databases.empty()
+    shipped = load_migrations()
+    top = shipped[-1].version
+    later = dataclasses.replace(shipped[0], version=top + 2, name="later",
+                                sql="-- Intent: test.\nCREATE TABLE later_one (x int);")  # fmt: skip
+    reserved = dataclasses.replace(shipped[0], version=top + 1, name="reserved",
+                                   sql="-- Intent: test.\nCREATE TABLE reserved_one (x int);")  # fmt: skip
+    assert await migrate(url, [*shipped, later]) == [*shipped, later]
+    assert await migrate(url, [*shipped, reserved, later]) == [reserved]
+    assert [v for v, _ in await applied_versions(url)] == [*(m.version for m in shipped),
+                                                          top + 1, top + 2]  # fmt: skip

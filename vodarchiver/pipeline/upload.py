@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,7 +68,6 @@ class UploadPolicy:
     upload_limit_cooldown: timedelta
     max_part_duration_s: float
     max_part_bytes: int
-    delete_after_upload: bool
     title_template: str
     description_template: str
     tags: tuple[str, ...]
@@ -77,6 +75,8 @@ class UploadPolicy:
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     split_chapter_distance_s: float = 1800.0  # YOUTUBE_SPLIT_CHAPTER_DISTANCE
+    # Retention's hand-off (pipeline/retention.py): it decides when the local files go.
+    after_upload: Callable[[int], Awaitable[None]] | None = None
 
 
 class UploadStage:
@@ -269,8 +269,8 @@ class UploadStage:
                        up_ms=round(elapsed * 1000))  # fmt: skip
         if claim.delete_old_videos:
             await self._delete_old_videos(claim)
-        if self._policy.delete_after_upload:
-            await self._delete_files(claim)
+        if self._policy.after_upload is not None:
+            await self._policy.after_upload(claim.row_id)
         return True
 
     async def _delete_old_videos(self, claim: UploadClaim) -> None:
@@ -336,16 +336,6 @@ class UploadStage:
             self._log.warning("upload_playlist_failed", part=part.part, reason=str(exc))
             return
         await self._store.upload_playlist_added(claim.row_id, part.part)
-
-    async def _delete_files(self, claim: UploadClaim) -> None:
-        directory = claim.file_path.parent
-        if not directory.resolve().is_relative_to(self._data_dir) or directory == self._data_dir:
-            self._log.warning("upload_files_kept", why="outside DATA_DIR", path=str(directory))
-            return
-        await asyncio.to_thread(shutil.rmtree, directory, True)
-        with contextlib.suppress(DatabaseUnavailable):
-            await self._store.vod_file_deleted(claim.row_id)
-        self._log.info("upload_files_deleted", path=str(directory))
 
     # --- outcomes -----------------------------------------------------------------------------
 
