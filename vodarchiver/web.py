@@ -273,23 +273,29 @@ class Api:
 
     async def vod(self, request: Request) -> Response:
         """One VOD by its Twitch id."""
-        vod_id = str(request.path_params["vod_id"])
+        status, doc = await self.vod_doc(str(request.path_params["vod_id"]))
+        return JSONResponse(doc, status)
+
+    async def vod_doc(self, vod_id: str, *, archive: bool = True) -> tuple[int, dict[str, Any]]:
+        """`GET /vods/{id}`'s status and document; `archive=False` leaves out issue 13's fields
+        (chat coverage reads every message of the VOD: the console's live parts skip it)."""
         try:
             row = await self._store.vod_get(vod_id)
             parts = await self._store.vod_uploads(vod_id) if row is not None else []
-            extra = await self._archive(vod_id) if row is not None and self._archive else {}
+            wanted = row is not None and archive and self._archive is not None
+            extra = await self._archive(vod_id) if wanted and self._archive else {}
             history = await self._operator.actions.history(vod_id) if row is not None else []
         except DatabaseUnavailable:
-            return JSONResponse({"error": "database unavailable"}, 503)
+            return 503, {"error": "database unavailable"}
         if row is None:
-            return JSONResponse({"error": "no such VOD"}, 404)
+            return 404, {"error": "no such VOD"}
         facts = VodFacts.from_row(row, self._clock())
-        return JSONResponse({
+        return 200, {
             **vod_json(row), "parts": [vod_json(p) for p in parts],
             "history": [vod_json(h) for h in history],
             "actions": [a.value for a in allowed_actions(facts)],
             **extra,
-        })  # fmt: skip
+        }  # fmt: skip
 
 
 def _chat_cursor(raw: str | None) -> tuple[int, str] | None:

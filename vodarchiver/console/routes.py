@@ -65,6 +65,8 @@ class ConsoleOptions:
     retention_overrides: Mapping[str, int] = field(default_factory=dict)
 
 
+# `GET /vods/{id}`'s status and document (`Api.vod_doc`); archive=False skips issue 13's fields.
+VodDoc = Callable[..., Awaitable[tuple[int, dict[str, Any]]]]
 # A VOD's audit rows (`vod_audit`), newest first: the operator's `audit_page` for one VOD.
 Timeline = Callable[[str], Awaitable[list[dict[str, Any]]]]
 TIMELINE_LIMIT = 200
@@ -76,7 +78,7 @@ class ApiViews:
 
     status: Handler
     readyz: Handler
-    vod: Handler
+    vod: VodDoc
     timeline: Timeline | None = None
 
 
@@ -288,13 +290,16 @@ class Console:
 
     # one VOD
 
-    async def _vod(self, request: Request) -> tuple[int, dict[str, Any]]:
-        response = await self._api.vod(request)
-        return response.status_code, _api_doc(response)
+    async def _vod(self, request: Request, *, archive: bool = False) -> tuple[int, dict[str, Any]]:
+        """The VOD as `GET /vods/{id}` answers it; without chat coverage and chapters unless
+        `archive` (coverage reads every message of the VOD: not for pages refreshed every 2 s)."""
+        return await self._api.vod(str(request.path_params["vod_id"]), archive=archive)
 
-    async def _vod_page(self, request: Request) -> tuple[int, dict[str, Any]]:
+    async def _vod_page(
+        self, request: Request, *, archive: bool = False
+    ) -> tuple[int, dict[str, Any]]:
         """The VOD as the API answers it, plus its timeline from the audit table."""
-        code, doc = await self._vod(request)
+        code, doc = await self._vod(request, archive=archive)
         if code == 200:
             rows: list[dict[str, Any]] = []
             if self._api.timeline is not None:
@@ -307,7 +312,7 @@ class Console:
 
     async def vod(self, request: Request) -> Response:
         """`/ui/vods/{id}`: metadata, parts, muted ranges, chapters, the last error, actions."""
-        code, doc = await self._vod_page(request)
+        code, doc = await self._vod_page(request, archive=True)
         if code != 200:
             return self._error(request, code, doc.get("error", "error"))
         return self.render("vod.html", title=doc.get("title") or doc["id"], v=doc,

@@ -41,7 +41,9 @@ def build_console(
         retention_overrides=dict(settings.twitch_retention_days),
     )
     console = Console(
-        api=ApiViews(status=api.status, readyz=api.readyz, vod=api.vod, timeline=_timeline(api)),
+        api=ApiViews(
+            status=api.status, readyz=api.readyz, vod=api.vod_doc, timeline=_timeline(api)
+        ),
         store=ConsoleStore(pool),
         chat=ChatStore(pool),
         options=options,
