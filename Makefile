@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .tools/.ready
 export PATH := $(CURDIR)/.tools/bin:$(PATH)
 
-.PHONY: all run test lint typecheck format migrate bench clean lock venv tools
+.PHONY: all run test lint typecheck format migrate bench screenshots clean lock venv tools docker-build
 
 all: lint test
 
@@ -27,10 +27,14 @@ run: $(STAMP)
 test: $(STAMP) $(TOOLS)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP)
+lint: $(STAMP) $(TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/python scripts/check_compose.py
+	promtool check rules deploy/prometheus/alerts.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
@@ -40,11 +44,21 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The image compose runs (no embedded PostgreSQL); EMBEDDED_PG=1 keeps it for a lone container.
+VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' vodarchiver/__init__.py)
+docker-build:
+	docker build --build-arg VERSION=$(VERSION) --build-arg EMBEDDED_PG=$(or $(EMBEDDED_PG),0) \
+		-t vodarchiver:$(VERSION) -t vodarchiver:latest .
+
 migrate: $(STAMP)
 	$(BIN)/vodarchiver migrate
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The console's screenshots in docs/ (README), taken by Debian's chromium at 1280x800.
+screenshots: $(STAMP) $(TOOLS)
+	$(BIN)/python -m tests.browser.screenshots
 
 # Re-resolve every dependency to its newest allowed release and rewrite the lock.
 lock:

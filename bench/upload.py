@@ -132,7 +132,7 @@ async def stage_run(base: str, creds: dict[str, str], path: Path, chunk: int,
                 workers=1, max_attempts=1, backoff_base_s=60, backoff_max_s=60,
                 circuit_threshold=5, circuit_cooldown=timedelta(minutes=1),
                 upload_limit_cooldown=timedelta(hours=1), max_part_duration_s=43000,
-                max_part_bytes=256 * 2**30, delete_after_upload=False, title_template="{title}",
+                max_part_bytes=256 * 2**30, title_template="{title}",
                 description_template="{url}", tags=(), playlists={},
             )  # fmt: skip
             stage = UploadStage(store, publisher, auth, quota, metrics, data_dir=data,

@@ -8,6 +8,7 @@ commits and locks behave exactly as in production.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -93,14 +94,58 @@ async def drop_database(admin_url: str, name: str) -> None:
         )
 
 
+# Least privilege (tests/acceptance/test_least_privilege.py): a template database migrated by the
+# owner role of deploy/postgres/roles.sql, and the runtime role's login for every test database,
+# so the tests that run with these set prove the daemon's work needs no more than that role has.
+TEMPLATE_DB = os.environ.get("TEST_TEMPLATE_DB")
+RUNTIME_LOGIN = (os.environ.get("TEST_DB_USER"), os.environ.get("TEST_DB_PASSWORD"))
+
+
 @pytest.fixture(scope="session")
 async def template_db(pg_admin_url: str) -> AsyncIterator[str]:
     """Name of a database built once per run by the real migrations."""
+    if TEMPLATE_DB:
+        # Migrated by its owner, who also installed the state-change recorder: without it the
+        # lifecycle check below would pass vacuously.
+        url = with_dbname(pg_admin_url, TEMPLATE_DB)
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            cur = await conn.execute("SELECT to_regclass('_test_state_changes') IS NOT NULL")
+            assert await cur.fetchone() == (True,), f"{TEMPLATE_DB} lacks the recorder"
+        yield TEMPLATE_DB
+        return
     name = f"vodarchiver_test_{RUN_ID}_template"
     url = await create_database(pg_admin_url, name)
     await migrate(url)
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(RECORD_STATE_CHANGES)
     yield name
     await drop_database(pg_admin_url, name)
+
+
+# Every state change any test makes is recorded, and checked against the lifecycle's table when
+# the test's databases are dropped: no code path may write a transition the table does not allow.
+# Not `UPDATE OF state`: a trigger (0007's runbook reprocess) may move the state of an UPDATE that
+# does not name the column, and that change must be recorded too.
+RECORD_STATE_CHANGES = """
+CREATE TABLE _test_state_changes (from_state text, to_state text, vod text);
+CREATE FUNCTION _test_record_state() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO _test_state_changes VALUES (OLD.state, NEW.state, NEW.twitch_vod_id);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER _test_record_state AFTER UPDATE ON vods FOR EACH ROW
+WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION _test_record_state();
+"""
+
+
+async def disallowed_transitions(url: str) -> list[tuple[str, str, str]]:
+    """The state changes recorded in a test database that the lifecycle's table does not allow."""
+    from vodarchiver.lifecycle import VodState, is_allowed  # noqa: PLC0415 - test helper only
+
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT from_state, to_state, vod FROM _test_state_changes")
+        rows = await cur.fetchall()
+    return [(a, b, v) for a, b, v in rows if not is_allowed(VodState(a), VodState(b))]
 
 
 class DatabaseFactory:
@@ -113,7 +158,11 @@ class DatabaseFactory:
 
     async def migrated(self) -> str:
         """A database with the current schema (a copy of the template)."""
-        return await self._new(self.template)
+        url = await self._new(self.template)
+        user, password = RUNTIME_LOGIN
+        if user:
+            return psycopg.conninfo.make_conninfo(url, user=user, password=password or "")
+        return url
 
     async def empty(self) -> str:
         """A database with nothing in it, not even schema_migrations."""
@@ -126,8 +175,12 @@ class DatabaseFactory:
         return url
 
     async def drop_all(self) -> None:
+        bad: list[tuple[str, str, str]] = []
         for name in self.created:
+            with contextlib.suppress(psycopg.Error):  # an empty database has no such table
+                bad += await disallowed_transitions(with_dbname(self.admin_url, name))
             await drop_database(self.admin_url, name)
+        assert not bad, f"state changes outside the lifecycle's table: {bad}"
 
 
 @pytest.fixture

@@ -11,17 +11,22 @@ import asyncio
 import signal
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
 from vodarchiver import __version__
+from vodarchiver.archive_app import build_archive
 from vodarchiver.config import Settings
+from vodarchiver.console.wiring import build_console
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
 from vodarchiver.db.migrate import migrate
+from vodarchiver.db.notify_store import NotifyStore
+from vodarchiver.db.retention_store import RetentionStore
 from vodarchiver.db.store import Store
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import (
@@ -33,21 +38,28 @@ from vodarchiver.errors import (
 )
 from vodarchiver.health import DatabaseCheck, DataDirCheck, DiskCheck, ReadinessCheck, StaticCheck
 from vodarchiver.logs import get_logger
-from vodarchiver.media.downloader import Downloader, Tools
+from vodarchiver.media.downloader import Downloader, Job, Tools
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
+from vodarchiver.notify.checker import Checker, CheckerPolicy
+from vodarchiver.notify.sender import Sender, SenderPolicy, Targets
 from vodarchiver.pipeline.chat import ChatCheck, ChatStage
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
+from vodarchiver.pipeline.leased import LeasedWorkers, Owner
+from vodarchiver.pipeline.operator import Operator
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan
+from vodarchiver.pipeline.retention import Sweeper
+from vodarchiver.pipeline.retention_rules import RetentionPolicy, effective_keep_days
 from vodarchiver.pipeline.upload import UploadPolicy, UploadStage
 from vodarchiver.pipeline.upload_shared import CircuitCheck
-from vodarchiver.supervisor import Supervisor
+from vodarchiver.supervisor import StagesCheck, Supervisor
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.chat import ChatRecorder, Credentials
 from vodarchiver.twitch.helix import HelixClient
+from vodarchiver.values import HostPort
 from vodarchiver.web import Api, HttpServer, bind, bound_address, build_app
 from vodarchiver.webguard import GuardPolicy
 from vodarchiver.youtube.client import YouTubeClient
@@ -104,7 +116,11 @@ def twitch_http_client(settings: Settings) -> httpx.AsyncClient:
 
 
 def build_downloads(
-    settings: Settings, store: Store, metrics: Metrics, checks: list[ReadinessCheck]
+    settings: Settings,
+    store: Store,
+    metrics: Metrics,
+    checks: list[ReadinessCheck],
+    owner: Owner | None = None,
 ) -> DownloadStage | None:
     """The download stage, or None (said in the log and in /readyz) when it cannot run."""
     log = get_logger("vod_download")
@@ -136,7 +152,8 @@ def build_downloads(
         min_free_bytes=min_free,
         size_estimate_mbps=settings.download_size_estimate_mbps,
     )
-    return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy)
+    return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy,
+                         owner=owner)  # fmt: skip
 
 
 def google_http_client() -> httpx.AsyncClient:
@@ -154,6 +171,9 @@ def build_uploads(
     store: UploadStore,
     metrics: Metrics,
     checks: list[ReadinessCheck],
+    *,
+    owner: Owner | None = None,
+    after_upload: Callable[[int], Awaitable[None]] | None = None,
 ) -> UploadStage | None:
     """The upload stage, or None (said in the log and in /readyz) when settings turn it off."""
     log = get_logger("vod_upload")
@@ -202,18 +222,41 @@ def build_uploads(
         upload_limit_cooldown=timedelta(seconds=settings.upload_limit_cooldown_s),
         max_part_duration_s=settings.youtube_max_part_duration_s,
         max_part_bytes=settings.youtube_max_part_size,
-        delete_after_upload=settings.delete_after_upload,
+        split_chapter_distance_s=settings.youtube_split_chapter_distance_s,
         title_template=settings.youtube_title_template,
         description_template=settings.youtube_description_template,
         tags=settings.youtube_tags, playlists=settings.youtube_playlists,
-        ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe,
+        ffmpeg=tools.ffmpeg, ffprobe=tools.ffprobe, after_upload=after_upload,
     )  # fmt: skip
     checks.append(auth)
     checks.append(CircuitCheck(store))
     log.info("uploads_enabled", workers=policy.workers, chunk_size=settings.upload_chunk_size,
              privacy=settings.youtube_privacy, token_storage=cipher.scheme)  # fmt: skip
     return UploadStage(store, publisher, auth, quota, metrics, data_dir=settings.data_dir,
-                       policy=policy, clock=clock)  # fmt: skip
+                       policy=policy, clock=clock, owner=owner)  # fmt: skip
+
+
+def build_operator(
+    settings: Settings,
+    store: UploadStore,
+    helix: HelixClient | None,
+    downloads: DownloadStage | None,
+    uploads: UploadStage | None,
+) -> Operator:
+    """The operator's actions over the running stages (stops, wake-ups) and Helix."""
+    workers: list[LeasedWorkers[Any]] = [s.workers for s in (downloads, uploads) if s is not None]
+
+    def remove_files(channel: str, vod_id: str) -> None:
+        Downloader.remove_files(Job(vod_id, "", None, settings.data_dir / channel / vod_id))
+
+    async def on_twitch(vod_id: str) -> bool | None:
+        if helix is None:
+            return None
+        found, _ = await helix.videos_by_id([vod_id])
+        return vod_id in found
+
+    return Operator(store, workers=workers, remove_files=remove_files, on_twitch=on_twitch,
+                    uploads_status=uploads.status if uploads else None)  # fmt: skip
 
 
 def _utcnow() -> datetime:
@@ -243,7 +286,7 @@ def build_helix(
     checks.append(token)
     return HelixClient(
         http, token, api_url=settings.twitch_api_url, client_id=settings.twitch_client_id,
-        metrics=metrics, timeout_s=settings.helix_timeout_s,
+        metrics=metrics, timeout_s=settings.helix_timeout_s, vod_types=settings.twitch_vod_types,
     )  # fmt: skip
 
 
@@ -254,6 +297,7 @@ def build_discovery(
     metrics: Metrics,
     *,
     on_new_work: Callable[[], None] | None = None,
+    owner: Owner | None = None,
 ) -> Discovery | None:
     """The discovery stage, or None when there is no Helix client (said by build_helix)."""
     if helix is None:
@@ -266,7 +310,7 @@ def build_discovery(
     return Discovery(
         helix, store, metrics, channels=settings.channels,
         retention_overrides=settings.twitch_retention_days,
-        interval_s=settings.discovery_interval_s, on_new_work=on_new_work,
+        interval_s=settings.discovery_interval_s, on_new_work=on_new_work, owner=owner,
     )  # fmt: skip
 
 
@@ -313,6 +357,71 @@ def build_chat(
     return stage
 
 
+def build_retention(settings: Settings, db: Database) -> Sweeper:
+    """The retention sweeper (RETENTION_*, DELETE_AFTER_UPLOAD as the older form)."""
+    policy = retention_policy(settings)
+    get_logger("retention").info(
+        "retention_policy", keep_days=policy.keep_days, max_gb=settings.retention_max_gb,
+        failed_days=policy.failed_days, interval_s=settings.retention_sweep_interval_s,
+    )  # fmt: skip
+    return Sweeper(RetentionStore(db.pool), policy, data_dir=settings.data_dir,
+                   interval_s=settings.retention_sweep_interval_s)  # fmt: skip
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    """The retention rules the settings ask for."""
+    max_gb = settings.retention_max_gb
+    return RetentionPolicy(
+        keep_days=effective_keep_days(settings.retention_keep_days, settings.delete_after_upload),
+        max_bytes=int(max_gb * 2**30) if max_gb is not None else None,
+        failed_days=settings.retention_failed_days,
+    )
+
+
+def console_base(settings: Settings, bound: HostPort) -> str:
+    """CONSOLE_URL, or http:// and the bound address (the host name when bound to all)."""
+    if settings.console_url:
+        return settings.console_url
+    host = bound.host if bound.host not in ("0.0.0.0", "::", "") else socket.gethostname()  # noqa: S104
+    host = f"[{host}]" if ":" in host else host
+    return f"http://{host}:{bound.port}"
+
+
+def build_notifications(
+    settings: Settings,
+    db: Database,
+    metrics: Metrics,
+    checks: Sequence[ReadinessCheck],
+    bound: HostPort,
+) -> tuple[Sender, Checker]:
+    """The outbox's sender and the periodic checker (both run even without NOTIFY_URLS: events
+    are then recorded as skipped, and the token age is still measured)."""
+    store = NotifyStore(db.pool)
+    raw = settings.notify_urls.get() if settings.notify_urls is not None else ""
+    targets = Targets.from_setting(raw) if raw.strip() else None
+    policy = SenderPolicy(events=settings.notify_events,
+                          console_url=console_base(settings, bound),
+                          retry_base_s=settings.notify_retry_base_s)  # fmt: skip
+    sender = Sender(store, targets, policy, data_dir=settings.data_dir)
+    checker = Checker(
+        store, metrics,
+        CheckerPolicy(
+            interval_s=settings.notify_check_interval_s,
+            at_risk_window=timedelta(seconds=settings.at_risk_window_s),
+            token_lifetime=settings.youtube_token_lifetime,
+            min_free_bytes=int(settings.disk_min_free_gb * 2**30),
+            chat_window_s=settings.vod_reconcile_window_s,
+        ),
+        data_dir=settings.data_dir, probes=checks,
+    )  # fmt: skip
+    get_logger("notify").info(
+        "notifications_enabled" if targets else "notifications_disabled",
+        targets=[t.label for t in targets.targets] if targets else [],
+        events=sorted(e.value for e in settings.notify_events),
+    )  # fmt: skip
+    return sender, checker
+
+
 def start_parts(
     settings: Settings,
     db: Database,
@@ -324,33 +433,52 @@ def start_parts(
 ) -> Supervisor:
     """Build every part over the open database and start each as a supervised task."""
     metrics = Metrics(__version__)
+    metrics.watch_disk(settings.data_dir)
     checks: list[ReadinessCheck] = [DatabaseCheck(db.probe), DataDirCheck(settings.data_dir)]
-    downloads = build_downloads(settings, db.store, metrics, checks)
+    supervisor = Supervisor()
+    checks.append(StagesCheck(supervisor))
+    sweeper = build_retention(settings, db)
+    owner = Owner(settings.data_dir)  # one identity for every claim and lease of this process
+    downloads = build_downloads(settings, db.store, metrics, checks, owner)
     helix = build_helix(settings, http_client, metrics, checks)
     discovery = build_discovery(
         settings, helix, db.store, metrics, on_new_work=downloads.wake if downloads else None,
+        owner=owner,
     )  # fmt: skip
-    uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks)
+    uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks,
+                            owner=owner, after_upload=sweeper.after_upload)  # fmt: skip
+    operator = build_operator(settings, db.store, helix, downloads, uploads)
     chat = build_chat(settings, helix, db, metrics, checks)
+    sender, checker = build_notifications(settings, db, metrics, checks, bound_address(sock))
+    archive = build_archive(settings, db, http_client, metrics, google_client, owner=owner)
     api = Api(
         store=db.store, probe=db.probe, metrics=metrics, checks=checks, version=__version__,
-        started_at=started_at, cancel=downloads.cancel if downloads else None,
+        started_at=started_at, operator=operator,
         uploads=uploads.status if uploads else None,
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
+        notifications=sender.status, archive=archive.vod_fields,
     )  # fmt: skip
-    server = HttpServer(build_app(api, metrics, GuardPolicy.from_settings(settings)), sock)
-    supervisor = Supervisor()
+    console = build_console(
+        settings, api, db.pool, chat.status if chat else None, google_client or http_client
+    )
+    app = build_app(api, metrics, GuardPolicy.from_settings(settings), extra_routes=console)
+    server = HttpServer(app, sock)
+    # Core tasks stop the daemon when they end; optional stages are restarted with backoff.
     supervisor.start("http", server.serve(), stop=server.stop)
     if db.embedded is not None:
         supervisor.start("embedded_pg_watch", _watch_embedded(db.embedded))
     if discovery is not None:
-        supervisor.start("discovery", discovery.run_forever())
+        supervisor.start("discovery", discovery.run_forever, optional=True)
     if downloads is not None:
-        supervisor.start("downloads", downloads.run_forever())
+        supervisor.start("downloads", downloads.run_forever, optional=True)
     if uploads is not None:
-        supervisor.start("uploads", uploads.run_forever())
+        supervisor.start("uploads", uploads.run_forever, optional=True)
     if chat is not None:
-        supervisor.start("chat", chat.run_forever())
+        supervisor.start("chat", chat.run_forever, optional=True)
+    archive.start(supervisor)
+    supervisor.start("notifications", sender.run_forever, optional=True)
+    supervisor.start("notify_checks", checker.run_forever, optional=True)
+    supervisor.start("retention", sweeper.run_forever, optional=True)
     return supervisor
 
 

@@ -2,14 +2,15 @@
 
 It opens the database as the daemon does (DATABASE_URL, or the embedded server, which only one
 process may run at a time: with the embedded database and the daemon running, use
-`GET /vods/{id}/chat` instead) and streams the chat page by page, so memory stays flat however
-long the chat.
+`GET /vods/{id}/chat` or the console's download links instead) and streams the chat page by
+page, so memory stays flat however long the chat.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import AsyncIterator
 from typing import IO
 
 from vodarchiver.chat_export import ASS_HEADER, FORMATS, message_json, to_ass, to_ndjson, to_srt
@@ -40,25 +41,33 @@ async def export_chat(settings: Settings, vod_id: str, fmt: str, out: IO[str] | 
 
 async def write_chat(chat: ChatStore, vod_id: str, fmt: str, out: IO[str]) -> None:
     """Stream a VOD's chat in `fmt`, a page at a time."""
+    async for chunk in chat_chunks(chat, vod_id, fmt):
+        out.write(chunk)
+    out.flush()
+
+
+async def chat_chunks(chat: ChatStore, vod_id: str, fmt: str) -> AsyncIterator[str]:
+    """A VOD's chat in `fmt` as text chunks, a page read at a time (the CLI and the console)."""
     after: tuple[int, str] | None = None
     written = 0
-    out.write({"json": "[", "ass": ASS_HEADER}.get(fmt, ""))
+    yield {"json": "[", "ass": ASS_HEADER}.get(fmt, "")
     while True:
         rows = await chat.page(vod_id, from_ms=-(2**62), to_ms=2**62, after=after, limit=PAGE)
         if fmt == "json":
+            parts = []
             for row in rows:
-                out.write(("," if written else "") + "\n" + json.dumps(message_json(row)))
+                parts.append(("," if written else "") + "\n" + json.dumps(message_json(row)))
                 written += 1
+            yield "".join(parts)
         elif fmt == "ndjson":
-            out.writelines(to_ndjson(rows))
+            yield "".join(to_ndjson(rows))
         elif fmt == "srt":
             cues = list(to_srt(rows, first_index=written + 1))
-            out.writelines(cues)
             written += len(cues)
+            yield "".join(cues)
         else:
-            out.writelines(to_ass(rows))
+            yield "".join(to_ass(rows))
         if len(rows) < PAGE:
             break
         after = (int(rows[-1]["offset_ms"]), str(rows[-1]["msg_id"]))
-    out.write("\n]\n" if fmt == "json" else "")
-    out.flush()
+    yield "\n]\n" if fmt == "json" else ""

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from dotenv import dotenv_values
 
 from vodarchiver.errors import ConfigError
+from vodarchiver.notify.events import (
+    DEFAULT_EVENTS,
+    Event,
+    parse_console_url,
+    parse_events,
+    parse_notify_urls,
+    parse_optional_duration,
+)
+from vodarchiver.pipeline.retention_rules import parse_days, parse_max_gb
 from vodarchiver.values import (
     DEFAULT_DESCRIPTION,
     FOREIGN_PREFIXES,
@@ -55,6 +65,8 @@ from vodarchiver.values import (
     secret,
     tags,
     template,
+    vod_types,
+    with_password,
 )
 
 # --- the declaration -----------------------------------------------------------------------
@@ -110,6 +122,20 @@ VARIABLES: tuple[Variable, ...] = (
         "HELIX_TIMEOUT", "helix_timeout_s", "Twitch", "10s",
         "Timeout of each Helix or token request.", positive_duration,
     ),
+    Variable(
+        "TWITCH_VOD_TYPES", "twitch_vod_types", "Twitch", "archive",
+        "Which videos to archive: comma-separated `archive` (past broadcasts), `highlight`, "
+        "`upload`.", vod_types,
+    ),
+    Variable(
+        "TWITCH_GQL_URL", "twitch_gql_url", "Twitch", "https://gql.twitch.tv",
+        "Base URL of Twitch's GQL endpoint (`/gql` is added): chat replay and chapters.", http_url,
+    ),
+    Variable(
+        "TWITCH_GQL_CLIENT_ID", "twitch_gql_client_id", "Twitch", "kd1unb4b3q4t58fwlpcbzcbnm76a8fp",
+        "Client id sent to GQL (not your application's: GQL takes the ids of Twitch's own "
+        "clients; `kimne78kx3ncx6brgo4mv6wki5h1ko` is the web player's).", nonempty,
+    ),
     # Chat
     Variable(
         "CHAT_AUTO_START", "chat_auto_start", "Chat", "0",
@@ -153,6 +179,21 @@ VARIABLES: tuple[Variable, ...] = (
         "A placeholder (chat of a live stream) still without its VOD this long after the "
         "stream ended is reported by `/status`; a VOD without a stream id is matched to a "
         "placeholder whose start is this close.", positive_duration,
+    ),
+    Variable(
+        "CHAT_REPLAY", "chat_replay", "Chat", "1",
+        "`1`: fetch every finished VOD's chat replay (and chapters) from Twitch GQL, merged with "
+        "live chat by message id; `0`: live chat only.", flag,
+    ),
+    Variable(
+        "CHAT_REPLAY_INTERVAL", "chat_replay_interval_s", "Chat", "250ms",
+        "Least time between the starts of two GQL requests (politeness: Twitch publishes no "
+        "limit). 429 and 5xx answers back off further.", parse_duration,
+    ),
+    Variable(
+        "CHAT_REPLAY_RETRY", "chat_replay_retry_s", "Chat", "6h",
+        "When a replay Twitch refused (integrity check, no comments, deleted VOD) is asked again.",
+        positive_duration,
     ),
     # Pipeline
     Variable(
@@ -229,6 +270,66 @@ VARIABLES: tuple[Variable, ...] = (
         "DISK_MIN_FREE_GB", "disk_min_free_gb", "Storage", "5",
         "Free space DATA_DIR must keep: a download that would eat into it waits "
         "(`waiting_for_disk`) until space returns.", positive_float,
+    ),
+    # Storage (retention) and Notifications (issue 12)
+    Variable(
+        "RETENTION_KEEP_DAYS", "retention_keep_days", "Storage", "",
+        "Days an uploaded VOD's local files are kept once every part is confirmed on YouTube; "
+        "0 deletes them at once. Empty: `DELETE_AFTER_UPLOAD` decides (1 is 0 days, 0 is "
+        "forever).", parse_days,
+    ),
+    Variable(
+        "RETENTION_MAX_GB", "retention_max_gb", "Storage", "",
+        "Cap on the VOD files in DATA_DIR, in GiB: while over it, the oldest uploaded VODs' "
+        "files go first (never those of a VOD still needed). Empty: no cap.", parse_max_gb,
+    ),
+    Variable(
+        "RETENTION_FAILED_DAYS", "retention_failed_days", "Storage", "30",
+        "Days the files of a VOD failed for good, canceled, skipped or gone are kept (from "
+        "when it entered that state). `never`: keep them.", parse_days,
+    ),
+    Variable(
+        "RETENTION_SWEEP_INTERVAL", "retention_sweep_interval_s", "Storage", "10m",
+        "How often the sweeper applies these rules and removes directories no VOD owns.",
+        positive_duration,
+    ),
+    Variable(
+        "NOTIFY_URLS", "notify_urls", "Notifications", None,
+        "Apprise URLs to notify (`ntfy://topic`, `discord://id/token`, `json://host/path`, "
+        "`mailto://...`), separated by spaces or commas. Treated as a secret. Unset: events are "
+        "recorded, not sent.", parse_notify_urls, secret=True,
+    ),
+    Variable(
+        "NOTIFY_EVENTS", "notify_events", "Notifications", DEFAULT_EVENTS,
+        "Which events to send: names, `all`, `-name` to leave one out.", parse_events,
+    ),
+    Variable(
+        "CONSOLE_URL", "console_url", "Notifications", "",
+        "Base URL of this daemon as the operator reaches it, for links in messages "
+        "(`<base>/ui/vods/<id>`). Empty: `http://` and the address HTTP_ADDR is bound to.",
+        parse_console_url,
+    ),
+    Variable(
+        "AT_RISK_WINDOW", "at_risk_window_s", "Notifications", "48h",
+        "A VOD not yet on YouTube whose Twitch copy expires within this is `at_risk` (told "
+        "once, and again at 12h; listed with a countdown on the console's dashboard).",
+        positive_duration,
+    ),
+    Variable(
+        "YOUTUBE_TOKEN_LIFETIME", "youtube_token_lifetime", "Notifications", "",
+        "How long Google's refresh tokens live for your project (`7d` for a project in "
+        "'Testing'); `token_expiring` is sent 2 days (at most half of it) before. Empty: "
+        "unknown, never sent.", parse_optional_duration,
+    ),
+    Variable(
+        "NOTIFY_CHECK_INTERVAL", "notify_check_interval_s", "Notifications", "1m",
+        "How often the periodic conditions (at_risk, disk_low, chat_overdue, token_expiring, "
+        "twitch_auth_failed) are looked for.", positive_duration,
+    ),
+    Variable(
+        "NOTIFY_RETRY_BASE", "notify_retry_base_s", "Notifications", "30s",
+        "Wait after a failed delivery; doubles up to an hour. After a day an event is given up "
+        "(`failed`, shown in `/status`).", positive_duration,
     ),
     # YouTube
     Variable(
@@ -319,6 +420,31 @@ VARIABLES: tuple[Variable, ...] = (
         "A larger VOD is split too (YouTube takes at most 256 GB per video).", parse_size,
     ),
     Variable(
+        "YOUTUBE_SPLIT_CHAPTER_DISTANCE", "youtube_split_chapter_distance_s", "YouTube", "30m",
+        "A long VOD is cut at the chapter (game) boundary nearest below the part limit when one "
+        "lies this close to it, else at the limit; 0 never moves a cut to a chapter.",
+        parse_duration,
+    ),
+    Variable(
+        "YOUTUBE_THUMBNAILS", "youtube_thumbnails", "YouTube", "1",
+        "1 sets each part's thumbnail (Twitch's, or a frame of the file) with `thumbnails.set` "
+        "(50 units), after the upload and never with the units the next upload needs.", flag,
+    ),
+    Variable(
+        "YOUTUBE_CHAT_CAPTIONS", "youtube_chat_captions", "YouTube", "0",
+        "1 adds each part's chat as a caption track (`captions.insert`, 400 units); needs the "
+        "`youtube.force-ssl` scope, asked for by `vodarchiver auth youtube` when this is 1.", flag,
+    ),
+    Variable(
+        "YOUTUBE_CAPTIONS_NAME", "youtube_captions_name", "YouTube", "Twitch chat",
+        "Name of the chat caption track (an existing track of this name is not added again).",
+        nonempty,
+    ),
+    Variable(
+        "YOUTUBE_CAPTIONS_LANGUAGE", "youtube_captions_language", "YouTube", "en",
+        "Language code of the chat caption track.", nonempty,
+    ),
+    Variable(
         "YOUTUBE_QUOTA_BUDGETS", "youtube_quota_budgets", "YouTube", "default=10000",
         "Daily quota buckets, as `bucket=units` pairs (reset at midnight Pacific time).",
         quota_budgets,
@@ -327,8 +453,10 @@ VARIABLES: tuple[Variable, ...] = (
         "YOUTUBE_QUOTA_COSTS", "youtube_quota_costs", "YouTube",
         "videos.insert=default:1600",
         "Price of each call as `call=bucket:units` (calls: videos.insert, videos.list, "
-        "channels.list, playlistItems.list, playlistItems.insert; unnamed ones cost 1, 50 for "
-        "playlistItems.insert, from `default`). Google's separate upload bucket: "
+        "channels.list, playlistItems.list, playlistItems.insert, videos.delete, thumbnails.set, "
+        "captions.list, captions.insert; unnamed ones cost 1, 50 for playlistItems.insert, "
+        "videos.delete, thumbnails.set and captions.list, 400 for captions.insert, from "
+        "`default`). Google's separate upload bucket: "
         "`YOUTUBE_QUOTA_BUDGETS=default=10000,uploads=100` and "
         "`YOUTUBE_QUOTA_COSTS=videos.insert=uploads:1`.", quota_costs,
     ),
@@ -347,6 +475,12 @@ VARIABLES: tuple[Variable, ...] = (
         "Unset: the daemon runs its own private PostgreSQL with its data under "
         "`DATA_DIR/postgres`.",
         parse_database_url, secret=True,
+    ),
+    Variable(
+        "DATABASE_PASSWORD", "database_password", "Database", None,
+        "Password for DATABASE_URL's user, passed to libpq as a parameter so any character "
+        "works unescaped (compose uses it); it replaces a password written in the URL.",
+        secret, secret=True,
     ),
     Variable(
         "DATABASE_POOL_MIN_SIZE", "database_pool_min_size", "Database", "1",
@@ -420,7 +554,7 @@ VARIABLES: tuple[Variable, ...] = (
 )  # fmt: skip
 
 GROUPS: tuple[str, ...] = ("Twitch", "Chat", "YouTube", "Database", "Storage", "Media", "Pipeline",
-                           "HTTP", "Logging", "Daemon")  # fmt: skip
+                           "HTTP", "Logging", "Daemon", "Notifications")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -435,6 +569,9 @@ class Settings:
     twitch_auth_url: str
     twitch_retention_days: dict[str, int]
     helix_timeout_s: float
+    twitch_vod_types: tuple[str, ...]
+    twitch_gql_url: str
+    twitch_gql_client_id: str
     chat_auto_start: bool
     chat_poll_interval_s: float
     chat_offline_grace_s: float
@@ -443,6 +580,9 @@ class Settings:
     twitch_oauth_token: Secret | None
     twitch_irc_url: IrcEndpoint
     vod_reconcile_window_s: float
+    chat_replay: bool
+    chat_replay_interval_s: float
+    chat_replay_retry_s: float
     discovery_interval_s: float
     max_concurrent_downloads: int
     download_max_attempts: int
@@ -470,6 +610,11 @@ class Settings:
     youtube_playlists: dict[str, str]
     youtube_max_part_duration_s: float
     youtube_max_part_size: int
+    youtube_split_chapter_distance_s: float
+    youtube_thumbnails: bool
+    youtube_chat_captions: bool
+    youtube_captions_name: str
+    youtube_captions_language: str
     youtube_quota_budgets: dict[str, int]
     youtube_quota_costs: dict[str, tuple[str, int]]
     upload_limit_cooldown_s: float
@@ -481,7 +626,19 @@ class Settings:
     upload_retry_base_s: float
     circuit_failure_threshold: int
     circuit_open_cooldown_s: float
+    retention_keep_days: float | None
+    retention_max_gb: float | None
+    retention_failed_days: float | None
+    retention_sweep_interval_s: float
+    notify_urls: Secret | None
+    notify_events: frozenset[Event]
+    console_url: str
+    at_risk_window_s: float
+    youtube_token_lifetime: timedelta | None
+    notify_check_interval_s: float
+    notify_retry_base_s: float
     database_url: DatabaseUrl | None
+    database_password: Secret | None
     database_pool_min_size: int
     database_pool_max_size: int
     database_connect_timeout_s: float
@@ -563,6 +720,8 @@ class Settings:
                 shown[var.name] = value.url
             elif isinstance(value, dict):
                 shown[var.name] = ",".join(f"{k}={v}" for k, v in value.items()) or "(none)"
+            elif isinstance(value, frozenset):
+                shown[var.name] = ",".join(sorted(map(str, value))) or "(none)"
             else:
                 shown[var.name] = str(value)
         return shown
@@ -591,6 +750,17 @@ def _youtube_problems(values: Mapping[str, Any]) -> list[str]:
 
         problems += [f"YOUTUBE_QUOTA_COSTS: {p}" for p in check_plan(budgets, costs)]
     return problems
+
+
+def _database_password(values: dict[str, Any]) -> list[str]:
+    """Fold DATABASE_PASSWORD into DATABASE_URL (as a libpq parameter, never into URL text)."""
+    password, url = values.get("database_password"), values.get("database_url")
+    if not (isinstance(password, Secret) and password.get()):
+        return []
+    if not isinstance(url, DatabaseUrl):
+        return ["DATABASE_PASSWORD: set DATABASE_URL too (the embedded server has its own)"]
+    values["database_url"] = with_password(url, password)
+    return []
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -632,6 +802,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
             "DATABASE_POOL_MIN_SIZE: must not exceed DATABASE_POOL_MAX_SIZE "
             f"({pool_min} > {pool_max})"
         )
+    problems += _database_password(values)
     client_id, secret = values.get("twitch_client_id"), values.get("twitch_client_secret")
     if client_id and not (secret and secret.get()):
         problems.append("TWITCH_CLIENT_SECRET: must be set when TWITCH_CLIENT_ID is")

@@ -12,9 +12,10 @@
     │   ├── ChatLoginFailed    Twitch refused the chat login (token): retried slowly
     │   ├── YouTubeUnavailable YouTube or Google's token server failed (5xx, network,
     │   │                      rateLimitExceeded); resume from what YouTube holds
-    │   └── UploadSessionExpired
-    │                          the resumable session is gone (404/410): look for our marker,
-    │                          then start a new session
+    │   ├── UploadSessionExpired
+    │   │                      the resumable session is gone (404/410): look for our marker,
+    │   │                      then start a new session
+    │   └── GqlUnavailable     Twitch GQL failed (429, 5xx, network, not JSON): back off
     ├── UploadsPaused          uploads must wait for something outside the VOD; not its failure
     │   ├── QuotaExhausted     quotaExceeded, or the planner cannot afford the call: until the
     │   │                      next Pacific midnight
@@ -32,7 +33,11 @@
         ├── YouTubeRequestError
         │                      YouTube refused the request itself (invalidTitle, a 4xx we
         │                      caused): retrying it unchanged is pointless
-        └── IrcLineRejected    a chat line that is not IRC, is oversized, or lacks an id (skip it)
+        ├── IrcLineRejected    a chat line that is not IRC, is oversized, or lacks an id (skip it)
+        ├── GqlRefused         Twitch GQL refused what we asked (integrity check, comments
+        │                      null, video null, an answer without the documented shape)
+        └── BackupError        a backup or restore cannot be made or trusted (a checksum, a
+                               non-empty target, pg_dump/pg_restore failed or is missing)
 
 Third-party exceptions are translated at the adapter boundary (`raise ... from exc`), so code
 above the adapters only ever handles these.
@@ -174,3 +179,26 @@ class YouTubeRequestError(PermanentError):
 
 class IrcLineRejected(PermanentError):
     """A chat line we cannot use (not IRC, oversized, no message id): counted, logged, skipped."""
+
+
+class BackupError(PermanentError):
+    """`vodarchiver backup`/`restore` cannot be completed or trusted; the message says why."""
+
+
+class GqlUnavailable(TransientError):
+    """Twitch GQL failed for now (429, 5xx, network, timeout, a non-JSON page): back off."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after_s: float | None = None) -> None:  # fmt: skip
+        self.status = status
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
+class GqlRefused(PermanentError):
+    """Twitch GQL answered but refused: `reason` is `integrity`, `comments_null`, `video_null`
+    or `malformed` (the answer lacks the documented shape). Never a failure of the VOD."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.store import Store
 from vodarchiver.errors import DatabaseUnavailable
+from vodarchiver.logs import get_logger
 from vodarchiver.models import CheckResult, StatusCategory, VodState
 
 CHECK_TIMEOUT_S = 2.0
@@ -123,6 +124,27 @@ async def run_checks(checks: Sequence[ReadinessCheck]) -> dict[str, CheckResult]
 
     results = await asyncio.gather(*(one(c) for c in checks))
     return {c.name: r for c, r in zip(checks, results, strict=True)}
+
+
+class ReadinessLog:
+    """Logs `/readyz` verdicts once per change of a check (not once per probe): a check that
+    starts failing (with its detail) and one that recovers."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, bool] = {}
+        self._log = get_logger("readiness")
+
+    def note(self, results: Mapping[str, CheckResult]) -> None:
+        """Compare with the previous probe and log what changed."""
+        for name, result in results.items():
+            before = self._last.get(name)
+            self._last[name] = result.ok
+            if (before is None and result.ok) or before == result.ok:
+                continue
+            if result.ok:
+                self._log.info("readiness_check_passing", check=name, detail=result.detail)
+            else:
+                self._log.warning("readiness_check_failing", check=name, detail=result.detail)
 
 
 def _number(raw: str | None) -> float | None:

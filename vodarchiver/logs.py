@@ -8,7 +8,13 @@ Text lines escape every control character (`\\x1b` stays four visible characters
 path or header can neither forge a line nor drive the operator's terminal. Context bound with
 `bound_contextvars` (such as the request's `corr`) appears on every line written while it is bound.
 Registered secret values are replaced by a redaction mark in every string of every line, tracebacks
-included, before rendering.
+included, before rendering, and so are the values of credential-like URL parameters (`upload_id=`,
+`access_token=`, ...).
+
+Quiet at info: the HTTP libraries' line per request (httpx logs every URL at info) is written
+only at debug; a warning about an unreachable database (ours, or the pool's reconnect attempts)
+is written once, then again only if it is still happening REPEAT_WINDOW_S later (with
+`repeated=n`), never once per retry.
 """
 
 from __future__ import annotations
@@ -16,17 +22,18 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from typing import IO, Any
 
 import structlog
 import structlog.tracebacks
-from structlog.contextvars import bound_contextvars, merge_contextvars
+from structlog.contextvars import bound_contextvars, get_contextvars, merge_contextvars
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 from vodarchiver.values import REDACTED
 
-__all__ = ["bound_contextvars", "configure", "get_logger", "register_secrets"]
+__all__ = ["bound_contextvars", "configure", "current_corr", "get_logger", "register_secrets"]
 
 _secrets: set[str] = set()
 _HANDLER_NAME = "vodarchiver"
@@ -37,6 +44,16 @@ _FOREIGN_COMPONENTS: Mapping[str, str] = {
     "psycopg": "database",
     "asyncio": "runtime",
 }
+
+
+# Query parameters whose value is a credential or a capability (a resumable upload's id is).
+_URL_SECRET = re.compile(
+    r"((?:upload_id|access_token|refresh_token|id_token|client_secret|token|code|key|sig|"
+    r"signature|password)=)[^&\s\"'#]+",
+    re.IGNORECASE,
+)
+_REQUEST_LOGGERS = ("httpx", "httpcore", "urllib3", "requests")
+REPEAT_WINDOW_S = 600.0
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -57,6 +74,8 @@ def forget_secrets() -> None:
 
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
+        if "=" in value:
+            value = _URL_SECRET.sub(rf"\1{REDACTED}", value)
         for secret in _secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
@@ -71,9 +90,48 @@ def _scrub(value: Any) -> Any:
 
 
 def _redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-    if not _secrets:
-        return event_dict
     return {k: _scrub(v) for k, v in event_dict.items()}
+
+
+class _QuietFilter(logging.Filter):
+    """Request lines of HTTP libraries only at debug; database outages once per change."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self._level = level
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in _REQUEST_LOGGERS and record.levelno == logging.INFO:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self._level <= logging.DEBUG
+        if record.levelno < logging.WARNING:
+            return True
+        key = self._outage_key(record)
+        if key is None:
+            return True
+        now = time.monotonic()
+        first, repeats = self._seen.get(key, (0.0, -1))
+        if repeats >= 0 and now - first < REPEAT_WINDOW_S:
+            self._seen[key] = (first, repeats + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if repeats > 0 and isinstance(record.msg, dict):
+            record.msg = {**record.msg, "repeated": repeats}
+        return True
+
+    @staticmethod
+    def _outage_key(record: logging.LogRecord) -> tuple[str, str] | None:
+        """(who, what) when the line reports an unreachable database, else None."""
+        if isinstance(record.msg, dict):
+            text = " ".join(str(record.msg.get(k, "")) for k in ("reason", "error"))
+            if "database unavailable" in text:
+                return (str(record.msg.get("component")), str(record.msg.get("event")))
+            return None
+        if record.name.startswith("psycopg.pool"):
+            # The pool's reconnect attempts: one line per outage, whatever the attempt number.
+            return (record.name, re.sub(r"\d+", "#", str(record.msg))[:80])
+        return None
 
 
 def _foreign_component(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -175,13 +233,14 @@ def configure(level: str = "info", fmt: str = "text", *, stream: IO[str] | None 
     )
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    handler.addFilter(_QuietFilter(numeric))
     handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
         if old.get_name() == _HANDLER_NAME:  # ours, from an earlier configure(): replace it
             root.removeHandler(old)
     root.addHandler(handler)
-    numeric = logging.getLevelNamesMapping()[level.upper()]
     root.setLevel(numeric)
     # uvicorn's access log is replaced by our own request event, which carries `corr`.
     logging.getLogger("uvicorn.access").disabled = True
@@ -208,3 +267,9 @@ def get_logger(component: str) -> structlog.stdlib.BoundLogger:
         component=component
     )
     return logger
+
+
+def current_corr() -> str | None:
+    """The correlation id bound for the current request or VOD, if any."""
+    corr = get_contextvars().get("corr")
+    return str(corr) if corr is not None else None

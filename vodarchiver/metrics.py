@@ -6,6 +6,11 @@ daemon's memory, CPU and file descriptors. Later stages add their metrics here.
 
 from __future__ import annotations
 
+import math
+import shutil
+from datetime import datetime
+from pathlib import Path
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -97,6 +102,22 @@ class Metrics:
         self.vods_expiring_soon = Gauge(
             "vods_expiring_soon",
             "VODs not archived yet that Twitch is expected to delete within 48 hours.",
+            registry=self.registry,
+        )
+        self.vods_next_expiry = Gauge(
+            "vods_next_expiry_timestamp_seconds",
+            "Unix time at which Twitch is expected to delete the first VOD not archived yet "
+            "(NaN while there is none).",
+            registry=self.registry,
+        )
+        self.helix_ratelimit_waits = Counter(
+            "helix_ratelimit_waits_total",
+            "Times a Helix call waited for Twitch's rate-limit bucket (or after a 429).",
+            registry=self.registry,
+        )
+        self.helix_ratelimit_wait_seconds = Counter(
+            "helix_ratelimit_wait_seconds_total",
+            "Seconds Helix calls spent waiting for Twitch's rate-limit bucket.",
             registry=self.registry,
         )
         self.discovery_passes = Counter(
@@ -267,6 +288,15 @@ class Metrics:
         for state, n in counts.items():
             self.vods.labels(state=state.value).set(n)
         self.vod_queue_depth.set(sum(n for state, n in counts.items() if state.in_queue))
+
+    def watch_disk(self, data_dir: Path) -> None:
+        """Read DATA_DIR's free space at every scrape, not only when a download checks it, so an
+        idle daemon reports it too (the disk alert needs a real figure, not the initial 0)."""
+        self.disk_free_bytes.set_function(lambda: float(shutil.disk_usage(data_dir).free))
+
+    def set_next_expiry(self, when: datetime | None) -> None:
+        """The first expiry of an unarchived VOD; NaN while there is none (no false alarm)."""
+        self.vods_next_expiry.set(when.timestamp() if when is not None else math.nan)
 
     def render(self) -> bytes:
         """The exposition text of every metric."""

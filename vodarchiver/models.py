@@ -8,6 +8,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vodarchiver.lifecycle import StatusCategory, VodState
+
+# The lifecycle owns the states; they stay importable from here.
+__all__ = ["StatusCategory", "VodState"]
+
 
 @dataclass(frozen=True)
 class CheckResult:
@@ -15,71 +20,6 @@ class CheckResult:
 
     ok: bool
     detail: str
-
-
-class VodState(enum.StrEnum):
-    """Where a VOD is in its life. Stored in `vods.state`; the migration's CHECK lists these."""
-
-    LIVE = "live"  # archive of a stream that is still live: recorded, not yet queued
-    QUEUED = "queued"  # waiting for the download stage
-    WAITING_FOR_DISK = "waiting_for_disk"
-    DOWNLOADING = "downloading"
-    DOWNLOADED = "downloaded"  # on disk and verified, waiting for the upload stage
-    WAITING_FOR_AUTH = "waiting_for_auth"  # uploads paused until YouTube credentials work again
-    UPLOADING = "uploading"
-    UPLOADED = "uploaded"  # on YouTube: the runbook's processed=1
-    FAILED_RETRYABLE = "failed_retryable"
-    FAILED_PERMANENT = "failed_permanent"
-    CANCELED = "canceled"
-    GONE = "gone"  # vanished from Twitch before it was archived
-    SKIPPED_RESTRICTED = "skipped_restricted"  # subscriber-only or login-required
-    PLACEHOLDER = "placeholder"  # chat of a live stream whose archive has not appeared yet
-
-    @property
-    def in_queue(self) -> bool:
-        """Whether the pipeline still has work to do on it: the runbook's `vod_queue_depth`."""
-        return self in _QUEUED
-
-    @property
-    def category(self) -> StatusCategory:
-        """The runbook's coarse bucket (pending, errored, processed) or `other`."""
-        return _CATEGORY.get(self, StatusCategory.OTHER)
-
-
-class StatusCategory(enum.StrEnum):
-    """The runbook's `/status` buckets."""
-
-    PENDING = "pending"
-    ERRORED = "errored"
-    PROCESSED = "processed"
-    OTHER = "other"  # finished without a video, by design: gone, canceled, restricted, placeholder
-
-
-_CATEGORY: dict[VodState, StatusCategory] = {
-    VodState.LIVE: StatusCategory.PENDING,
-    VodState.QUEUED: StatusCategory.PENDING,
-    VodState.WAITING_FOR_DISK: StatusCategory.PENDING,
-    VodState.DOWNLOADING: StatusCategory.PENDING,
-    VodState.DOWNLOADED: StatusCategory.PENDING,
-    VodState.WAITING_FOR_AUTH: StatusCategory.PENDING,
-    VodState.UPLOADING: StatusCategory.PENDING,
-    VodState.UPLOADED: StatusCategory.PROCESSED,
-    VodState.FAILED_RETRYABLE: StatusCategory.ERRORED,
-    VodState.FAILED_PERMANENT: StatusCategory.ERRORED,
-}
-
-
-_QUEUED = frozenset(
-    {
-        VodState.QUEUED,
-        VodState.WAITING_FOR_DISK,
-        VodState.DOWNLOADING,
-        VodState.DOWNLOADED,
-        VodState.WAITING_FOR_AUTH,
-        VodState.UPLOADING,
-        VodState.FAILED_RETRYABLE,
-    }
-)
 
 
 class DownloadState(enum.StrEnum):
@@ -162,6 +102,7 @@ class DownloadClaim:
     failed_attempts: int
     corr: str
     title: str
+    discard_files: bool = False  # a reprocess: an earlier generation's files go first
 
 
 @dataclass(frozen=True)
@@ -193,6 +134,8 @@ class UploadClaim:
     failed_attempts: int
     corr: str
     discovered_at: datetime
+    generation: int = 1
+    delete_old_videos: bool = False
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> UploadClaim:
@@ -205,6 +148,8 @@ class UploadClaim:
             muted_segments=list(muted) if isinstance(muted, list) else [],
             file_path=Path(str(row["file_path"])), failed_attempts=int(row["upload_attempts"]),
             corr=str(row["corr"]), discovered_at=row["created_at"],
+            generation=int(row.get("generation") or 1),
+            delete_old_videos=bool(row.get("delete_old_videos")),
         )  # fmt: skip
 
 

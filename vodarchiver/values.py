@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 REDACTED = "**********"
 
@@ -155,6 +155,12 @@ def parse_host_port(raw: str) -> HostPort:
     return HostPort(host, port)
 
 
+_ESCAPE_HINT = (
+    " (a password containing / : @ ? # must be percent-encoded in the URL, or set in "
+    "DATABASE_PASSWORD instead)"
+)
+
+
 def parse_database_url(raw: str) -> DatabaseUrl:
     """A `postgresql://` URL or a libpq `key=value` string; the password is kept as a Secret."""
     text = raw.strip()
@@ -165,10 +171,10 @@ def parse_database_url(raw: str) -> DatabaseUrl:
     try:
         params = conninfo_to_dict(text)
     except Exception:
-        raise ValueError("is not a valid PostgreSQL connection string") from None
+        raise ValueError(f"is not a valid PostgreSQL connection string{_ESCAPE_HINT}") from None
     for port in str(params.get("port") or "5432").split(","):
         if not port.isdigit() or not 0 < int(port) <= 65535:
-            raise ValueError("has a port that is not a number between 1 and 65535")
+            raise ValueError(f"has a port that is not a number between 1 and 65535{_ESCAPE_HINT}")
     password = params.get("password")
     as_written = urlsplit(text).password if "://" in text else None
     where = f"{params.get('host') or 'localhost'}:{params.get('port') or 5432}"
@@ -180,6 +186,16 @@ def parse_database_url(raw: str) -> DatabaseUrl:
         password=Secret(str(password)) if password else None,
         password_as_written=Secret(as_written) if as_written and as_written != password else None,
     )
+
+
+def with_password(url: DatabaseUrl, password: Secret) -> DatabaseUrl:
+    """`url` with its password replaced by `password`, passed as a libpq parameter.
+
+    The password never goes through URL syntax, so `/`, `@`, `:`, `?`, `#`, `+` and `=` need no
+    escaping: this is how compose hands over a generated password (DATABASE_PASSWORD).
+    """
+    conninfo = make_conninfo(url.conninfo.get(), password=password.get())
+    return DatabaseUrl(conninfo=Secret(conninfo), redacted=url.redacted, password=password)
 
 
 _LOGIN = re.compile(r"^[a-z0-9_]{1,25}$")
@@ -348,6 +364,18 @@ def template(raw: str) -> str:
 
     # `\n` in a one-line environment value means a new line.
     return check_template(raw.replace("\\n", "\n"))
+
+
+VOD_TYPES = ("archive", "highlight", "upload")
+
+
+def vod_types(raw: str) -> tuple[str, ...]:
+    """`archive,highlight` -> ('archive', 'highlight'): Helix video types, at least one."""
+    found = tuple(dict.fromkeys(t.strip().lower() for t in raw.split(",") if t.strip()))
+    bad = [t for t in found if t not in VOD_TYPES]
+    if bad or not found:
+        raise ValueError(f"expected some of {', '.join(VOD_TYPES)}, got {raw!r}")
+    return found
 
 
 def tags(raw: str) -> tuple[str, ...]:

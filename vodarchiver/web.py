@@ -23,20 +23,23 @@ from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vodarchiver import __version__
+from vodarchiver.admin_api import AdminApi
 from vodarchiver.chat_export import message_json
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.probe import DatabaseProbe
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import DatabaseUnavailable, StartupError
-from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, run_checks, summarize
+from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, ReadinessLog, run_checks, summarize
+from vodarchiver.lifecycle import VodFacts, allowed_actions
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import CONTENT_TYPE, Metrics
 from vodarchiver.models import VodState
 from vodarchiver.openapi import document
-from vodarchiver.pipeline.download import CancelResult
+from vodarchiver.pipeline.operator import Operator
 from vodarchiver.values import HostPort
 from vodarchiver.webguard import GuardPolicy, WebGuard
 from vodarchiver.websession import Sessions
@@ -105,7 +108,8 @@ class RequestContext:
                 method = scope["method"] if scope["method"] in _METHODS else "other"
                 self._metrics.http_requests.labels(method, template, str(status)).inc()
                 self._metrics.http_duration.labels(template).observe(elapsed)
-                quiet = template in _QUIET_ROUTES and status < 500
+                # A failing probe is logged by ReadinessLog once per change, not per request.
+                quiet = template in _QUIET_ROUTES and (status < 500 or template == "/readyz")
                 self._log.log(
                     logging.DEBUG if quiet else logging.INFO,
                     "http_request",
@@ -128,11 +132,13 @@ class Api:
         checks: Sequence[ReadinessCheck],
         version: str,
         started_at: datetime,
-        cancel: Callable[[str], Awaitable[CancelResult]] | None = None,
+        operator: Operator | None = None,
         uploads: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         chat: ChatStore | None = None,
         chat_status: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        archive: Callable[[str], Awaitable[dict[str, Any]]] | None = None,  # issue 13's fields
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        notifications: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._store = store
         self._probe = probe
@@ -140,11 +146,19 @@ class Api:
         self._checks = checks
         self._version = version
         self._started_at = started_at
-        self._cancel = cancel
+        self._operator = operator or Operator(store)
         self._uploads = uploads
         self._chat = chat
         self._chat_status = chat_status
+        self._archive = archive
         self._clock = clock
+        self._notifications = notifications
+        self._readiness = ReadinessLog()
+
+    @property
+    def operator(self) -> Operator:
+        """The operator actions the admin routes carry out."""
+        return self._operator
 
     async def healthz(self, _: Request) -> Response:
         """Liveness: the database answers."""
@@ -159,6 +173,7 @@ class Api:
     async def readyz(self, _: Request) -> Response:
         """Readiness: every check passes."""
         results = await run_checks(self._checks)
+        self._readiness.note(results)
         ready = all(r.ok for r in results.values())
         body = {
             "status": "ready" if ready else "not_ready",
@@ -174,6 +189,7 @@ class Api:
             kv = await self._store.kv_get_many(STATUS_KV_KEYS)
             uploads = await self._uploads() if self._uploads else {"enabled": False}
             chat = await self._chat_status() if self._chat_status is not None else None
+            notes = await self._notifications() if self._notifications is not None else None
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
         doc = summarize(
@@ -181,6 +197,7 @@ class Api:
         )
         doc["uploads"] = uploads
         doc["chat"] = chat
+        doc["notifications"] = notes
         return JSONResponse(doc)
 
     async def vod_chat(self, request: Request) -> Response:
@@ -219,6 +236,7 @@ class Api:
             counts = await self._store.vod_counts_by_state(timeout_s=2.0)
             expiring = await self._store.vods_expiring_soon(hours=48)
             waiting = await self._store.vods_waiting_for_disk()
+            next_expiry = await self._store.vods_next_expiry()
         except DatabaseUnavailable:
             self._metrics.database_up.set(0)
         else:
@@ -226,6 +244,7 @@ class Api:
             self._metrics.record_vod_counts(counts)
             self._metrics.vods_expiring_soon.set(expiring)
             self._metrics.vods_waiting_for_disk.set(waiting)
+            self._metrics.set_next_expiry(next_expiry)
         return Response(self._metrics.render(), media_type=CONTENT_TYPE)
 
     async def vods(self, request: Request) -> Response:
@@ -259,38 +278,29 @@ class Api:
 
     async def vod(self, request: Request) -> Response:
         """One VOD by its Twitch id."""
-        vod_id = str(request.path_params["vod_id"])
+        status, doc = await self.vod_doc(str(request.path_params["vod_id"]))
+        return JSONResponse(doc, status)
+
+    async def vod_doc(self, vod_id: str, *, archive: bool = True) -> tuple[int, dict[str, Any]]:
+        """`GET /vods/{id}`'s status and document; `archive=False` leaves out issue 13's fields
+        (chat coverage reads every message of the VOD: the console's live parts skip it)."""
         try:
             row = await self._store.vod_get(vod_id)
             parts = await self._store.vod_uploads(vod_id) if row is not None else []
+            wanted = row is not None and archive and self._archive is not None
+            extra = await self._archive(vod_id) if wanted and self._archive else {}
+            history = await self._operator.actions.history(vod_id) if row is not None else []
         except DatabaseUnavailable:
-            return JSONResponse({"error": "database unavailable"}, 503)
+            return 503, {"error": "database unavailable"}
         if row is None:
-            return JSONResponse({"error": "no such VOD"}, 404)
-        return JSONResponse({**vod_json(row), "parts": [vod_json(p) for p in parts]})
-
-    async def cancel_vod(self, request: Request) -> Response:
-        """Stop a VOD's download at once and keep it from being archived (`canceled`)."""
-        vod_id = str(request.path_params["vod_id"])
-        try:
-            if self._cancel is not None:
-                result = await self._cancel(vod_id)
-            else:  # no download stage here: recording the cancel is all there is to do
-                found = await self._store.vod_cancel(vod_id)
-                result = CancelResult(found is not None, found[0] if found else None)
-            if result.found:
-                return JSONResponse(
-                    {"id": vod_id, "state": "canceled", "previous_state": result.previous_state}
-                )
-            row = await self._store.vod_get(vod_id)
-        except DatabaseUnavailable:
-            return JSONResponse({"error": "database unavailable"}, 503)
-        if row is None:
-            return JSONResponse({"error": "no such VOD"}, 404)
-        return JSONResponse(
-            {"error": f"a VOD in state {row['state']!r} cannot be canceled", "state": row["state"]},
-            409,
-        )
+            return 404, {"error": "no such VOD"}
+        facts = VodFacts.from_row(row, self._clock())
+        return 200, {
+            **vod_json(row), "parts": [vod_json(p) for p in parts],
+            "history": [vod_json(h) for h in history],
+            "actions": [a.value for a in allowed_actions(facts)],
+            **extra,
+        }  # fmt: skip
 
 
 def _chat_cursor(raw: str | None) -> tuple[int, str] | None:
@@ -350,10 +360,6 @@ def api_endpoints(api: Api) -> list[Endpoint]:
                   max_length=220, description="The `next` cursor of the previous page."),
             Param("limit", "integer", minimum=1, maximum=5000, default=500, description=limit),
         ), responses={200: "`{items, next}`", 404: "no such VOD, or no chat", **db_down}),
-        Endpoint("/admin/vods/{vod_id}/cancel", ("POST",), api.cancel_vod,
-                 "Stop a VOD's download and keep it from being archived", params=(VOD_ID,),
-                 body=(), responses={200: "canceled", 404: "no such VOD",
-                                     409: "not in a state that can be canceled", **db_down}),
     ]  # fmt: skip
 
 
@@ -362,14 +368,22 @@ def build_app(
     metrics: Metrics,
     guard: GuardPolicy | None = None,
     extra: Sequence[Endpoint] = (),
+    extra_routes: Sequence[BaseRoute] = (),
 ) -> ASGIApp:
     """The ASGI application: declared routes inside webguard, inside the request context.
 
     `guard` is the one place the safety rules are configured (`GuardPolicy.from_settings` in
-    app.py); without it, loopback names only and no token. `extra` adds routes declared elsewhere.
+    app.py); without it, loopback names only and no token. `extra` adds routes declared elsewhere;
+    `extra_routes` adds undeclared ones (the console's HTML pages and files), which are not in
+    `/openapi.json` but pass the same guard.
     """
     policy = guard or GuardPolicy()
-    endpoints = [*api_endpoints(api), *Sessions(policy).endpoints(), *extra]
+    endpoints = [
+        *api_endpoints(api),
+        *AdminApi(api.operator).endpoints(),
+        *Sessions(policy).endpoints(),
+        *extra,
+    ]
     spec: dict[str, Any] = {}
 
     async def openapi_json(_: Request) -> Response:
@@ -378,7 +392,7 @@ def build_app(
     endpoints.append(Endpoint("/openapi.json", ("GET",), openapi_json,
                               "This OpenAPI document", responses={200: "OpenAPI 3.1"}))  # fmt: skip
     spec.update(document(endpoints, title="vodarchiver", version=__version__))
-    app = Starlette(routes=[endpoint.route() for endpoint in endpoints])
+    app = Starlette(routes=[*(endpoint.route() for endpoint in endpoints), *extra_routes])
     return RequestContext(WebGuard(app, policy), metrics)
 
 

@@ -267,8 +267,9 @@ class FakeTwitch:
         duration_s: int = 3600,
         title: str | None = None,
         muted_segments: list[dict[str, int]] | None = None,
+        kind: str = "archive",
     ) -> Payload:
-        """One archive, placed among the channel's videos by created_at (newest first)."""
+        """One video (an archive unless `kind` says highlight or upload), placed among the channel's videos by created_at (newest first)."""
         channel = self.channel(login)
         video_id = video_id or self._new_id(2_000_000_000)
         if video_id in self._videos:
@@ -294,7 +295,7 @@ class FakeTwitch:
             "viewable": "public",
             "view_count": int(video_id) % 9973 if video_id.isdigit() else 0,
             "language": "en",
-            "type": "archive",
+            "type": kind,
             "duration": format_duration(duration_s),
             "muted_segments": muted_segments,
         }
@@ -657,9 +658,9 @@ class FakeTwitch:
             return 200, {"data": [], "pagination": {}}
         user_id = params["user_id"][0]
         channel = next((c for c in self.channels.values() if c.user_id == user_id), None)
-        if channel is None or kind not in {"all", "archive"}:
+        if channel is None:
             return 200, {"data": [], "pagination": {}}
-        videos = channel.videos
+        videos = [v for v in channel.videos if kind in ("all", v["type"])]
         page = videos[offset : offset + first]
         pagination: Payload = {}
         if channel.login in self._looping:

@@ -56,8 +56,16 @@ API_ENDPOINTS = frozenset(
         "channels.list",
         "playlistItems.list",
         "playlistItems.insert",
+        "videos.delete",
+        "thumbnails.set",
+        "captions.list",
+        "captions.insert",
     }
 )
+THUMBNAIL_PATH = "/upload/youtube/v3/thumbnails/set"
+CAPTIONS_UPLOAD_PATH = "/upload/youtube/v3/captions"
+THUMBNAIL_MAX_BYTES = 2 * 1024 * 1024
+CAPTION_MAX_BYTES = 100 * 1024 * 1024
 # Units a successful call costs (YouTube's published costs; videos.insert as it used to be).
 QUOTA_COSTS = {
     "insert": 1600,
@@ -65,6 +73,10 @@ QUOTA_COSTS = {
     "channels.list": 1,
     "playlistItems.list": 1,
     "playlistItems.insert": 50,
+    "videos.delete": 50,
+    "thumbnails.set": 50,
+    "captions.list": 50,
+    "captions.insert": 400,
 }
 UPLOAD_STATUSES = frozenset({"uploaded", "processed", "failed", "rejected", "deleted"})
 _PROCESSING = {
@@ -132,10 +144,28 @@ REASONS: dict[str, _Reason] = {
     "playlistOperationUnsupported": _Reason(
         400, "youtube.playlistItem", "The playlist does not support the ability to add videos."
     ),
+    "forbidden": _Reason(
+        403,
+        "youtube.thumbnail",
+        "The authenticated user doesn't have permissions to upload and set custom video "
+        "thumbnails.",
+    ),
+    "invalidImage": _Reason(400, "youtube.thumbnail", "The provided image content is invalid."),
+    "mediaBodyRequired": _Reason(
+        400, "youtube.thumbnail", "The request does not include the image content."
+    ),
+    "insufficientPermissions": _Reason(
+        403, "global", "Request had insufficient authentication scopes."
+    ),
+    "invalidMetadata": _Reason(400, "youtube.caption", "The request contains invalid metadata."),
+    "contentRequired": _Reason(
+        400, "youtube.caption", "The request does not contain the caption track contents."
+    ),
 }
 KNOB_REASONS = frozenset(
-    {"quotaExceeded", "uploadLimitExceeded", "rateLimitExceeded", "backendError", "authError"}
-)
+    {"quotaExceeded", "uploadLimitExceeded", "rateLimitExceeded", "backendError", "authError",
+     "forbidden", "insufficientPermissions"}
+)  # fmt: skip
 
 
 def youtube_error(reason: str, message: str | None = None, status: int | None = None) -> _Answer:
@@ -362,6 +392,7 @@ class FakeGoogle:
         self.unknown_session_status = 404
         self.processed_after_polls: int | None = None
         self.unverified_project = False
+        self.force_ssl_scope = True  # False: captions.* answer 403 insufficientPermissions
         # records
         self.requests: list[Received] = []
         self.bytes_received = 0
@@ -372,9 +403,12 @@ class FakeGoogle:
         self.refresh_tokens: dict[str, str | None] = {}  # token -> its client (None: any)
         self.sessions: dict[str, UploadSession] = {}
         self.videos: dict[str, FakeVideo] = {}  # creation order
+        self.deleted_videos: dict[str, FakeVideo] = {}  # removed by videos.delete
         self._access: dict[str, float] = {}  # access token -> monotonic expiry
         self._codes: dict[str, _Code] = {}
         self._playlists: dict[str, list[tuple[str, str]]] = {}  # id -> [(item id, video id)]
+        self.thumbnails: dict[str, list[tuple[str, str, int]]] = {}  # video -> [(type, sha, size)]
+        self.captions: dict[str, list[Payload]] = {}  # video -> caption resources (+ "body")
         self._clear_knobs()
         self._seed()
 
@@ -579,11 +613,15 @@ class FakeGoogle:
         self.unknown_session_status = 404
         self.processed_after_polls = None
         self.unverified_project = False
+        self.force_ssl_scope = True
         if all:
+            self.thumbnails.clear()
+            self.captions.clear()
             self.clients.clear()
             self.refresh_tokens.clear()
             self.sessions.clear()
             self.videos.clear()
+            self.deleted_videos.clear()
             self._access.clear()
             self._codes.clear()
             self._playlists.clear()
@@ -625,13 +663,17 @@ class FakeGoogle:
             ("GET", "/youtube/v3/channels"): "channels.list",
             ("GET", "/youtube/v3/playlistItems"): "playlistItems.list",
             ("POST", "/youtube/v3/playlistItems"): "playlistItems.insert",
+            ("DELETE", "/youtube/v3/videos"): "videos.delete",
+            ("POST", THUMBNAIL_PATH): "thumbnails.set",
+            ("GET", "/youtube/v3/captions"): "captions.list",
+            ("POST", CAPTIONS_UPLOAD_PATH): "captions.insert",
             ("GET", "/_fake/videos"): "inspect",
             ("GET", "/_fake/stats"): "inspect",
         }.get((method, path), "unknown")
 
     async def _dispatch(self, ex: _Exchange) -> _Answer:
-        if ex.endpoint == "chunk":
-            return await self._put(ex)
+        if ex.endpoint in {"chunk", "thumbnails.set", "captions.insert"}:
+            return await (self._put(ex) if ex.endpoint == "chunk" else self._extra(ex))
         if ex.endpoint in {"token", "insert", "playlistItems.insert"}:
             body = await self._read_small(ex)
             if body is None:
@@ -661,6 +703,8 @@ class FakeGoogle:
             "videos.list": self._videos_list,
             "channels.list": self._channels_list,
             "playlistItems.list": self._playlist_items_list,
+            "videos.delete": self._videos_delete,
+            "captions.list": self._captions_list,
         }
         return lists[ex.endpoint](ex.params)
 
@@ -1051,6 +1095,17 @@ class FakeGoogle:
         digest = hashlib.sha256("|".join(parts).encode()).digest()
         return base64.urlsafe_b64encode(digest).decode()[:27]
 
+    def _videos_delete(self, params: dict[str, list[str]]) -> _Answer:
+        """`videos.delete`: 204, and the video is gone from every listing; 404 if unknown."""
+        ids = params.get("id", [])
+        if len(ids) != 1 or not ids[0]:
+            return youtube_error("missingRequiredParameter", "Required parameter: id")
+        video = self.videos.pop(ids[0], None)
+        if video is None:
+            return youtube_error("videoNotFound", "The video could not be found.", 404)
+        self.deleted_videos[ids[0]] = video
+        return _Answer(204, None)
+
     def _videos_list(self, params: dict[str, list[str]]) -> _Answer:
         parts = {p for value in params.get("part", []) for p in value.split(",") if p}
         if not parts:
@@ -1185,6 +1240,114 @@ class FakeGoogle:
         item_id = self._etag(playlist_id, video_id, secrets.token_hex(4))
         entries.insert(position, (item_id, video_id))
         return _Answer(200, self._playlist_item(playlist_id, item_id, video_id, position))
+
+    # -- thumbnails and captions ---------------------------------------------------------------
+
+    async def _extra(self, ex: _Exchange) -> _Answer:
+        """thumbnails.set and captions.insert: the body read whole (up to its limit), checked."""
+        limit = THUMBNAIL_MAX_BYTES if ex.endpoint == "thumbnails.set" else CAPTION_MAX_BYTES
+        parts: list[bytes] = []
+        more = True
+        while more:
+            message = await ex.receive()
+            if message["type"] == "http.disconnect":
+                break
+            body = message.get("body", b"")
+            self._count(ex, None, len(body))
+            if ex.body_bytes <= limit:
+                parts.append(body)
+            more = message.get("more_body", False)
+        knobs = self._knobs[ex.endpoint]
+        knob = knobs.popleft() if knobs else None
+        if isinstance(knob, _Canned):
+            return knob.answer
+        if not self._authorized(ex.headers):
+            return youtube_error("authError")
+        if ex.body_bytes > limit:
+            return youtube_error("invalidImage" if limit == THUMBNAIL_MAX_BYTES else "badRequest",
+                                 "The media is larger than the limit.")  # fmt: skip
+        data = b"".join(parts)
+        if ex.endpoint == "thumbnails.set":
+            return self._thumbnail(ex, data)
+        return self._caption_insert(ex, data)
+
+    def _thumbnail(self, ex: _Exchange, data: bytes) -> _Answer:
+        video_id = (ex.params.get("videoId") or [""])[0]
+        if video_id not in self.videos:
+            return youtube_error("videoNotFound")
+        if not data:
+            return youtube_error("mediaBodyRequired")
+        kind = ex.headers.get("content-type", "").split(";")[0].strip().lower()
+        magic = {"image/jpeg": b"\xff\xd8\xff", "image/png": b"\x89PNG\r\n\x1a\n"}.get(kind)
+        if magic is None or not data.startswith(magic):
+            return youtube_error("invalidImage")
+        self.thumbnails.setdefault(video_id, []).append(
+            (kind, hashlib.sha256(data).hexdigest(), len(data))
+        )
+        url = f"https://i.ytimg.com/vi/{video_id}/default.jpg"
+        return _Answer(
+            200,
+            {
+                "kind": "youtube#thumbnailSetResponse",
+                "etag": self._etag(video_id),
+                "items": [{"default": {"url": url, "width": 120, "height": 90}}],
+            },
+        )
+
+    def _caption_insert(self, ex: _Exchange, data: bytes) -> _Answer:
+        if not self.force_ssl_scope:
+            return youtube_error("insufficientPermissions")
+        kind = ex.headers.get("content-type", "")
+        match = re.search(r'boundary="?([^";]+)"?', kind)
+        if not kind.startswith("multipart/related") or match is None:
+            return youtube_error("badRequest", "Expected a multipart/related body.")
+        boundary = b"--" + match.group(1).encode()
+        sections = [s for s in data.split(boundary)[1:] if not s.startswith(b"--")]
+        if len(sections) != 2:
+            return youtube_error("contentRequired")
+        bodies = [s.split(b"\r\n\r\n", 1)[1].removesuffix(b"\r\n") if b"\r\n\r\n" in s
+                  else b"" for s in sections]  # fmt: skip
+        try:
+            resource = json.loads(bodies[0])
+            snippet = resource["snippet"]
+            video_id, name, language = snippet["videoId"], snippet["name"], snippet["language"]
+        except (ValueError, KeyError, TypeError):
+            return youtube_error("invalidMetadata")
+        if video_id not in self.videos:
+            return youtube_error("videoNotFound")
+        track = bodies[1]
+        if not track.strip():
+            return youtube_error("contentRequired")
+        text = track.lstrip()
+        fmt = (
+            "srv3"
+            if text.startswith(b"<?xml") or text.startswith(b"<timedtext")
+            else ("srt" if re.match(rb"\d+\r?\n\d\d:\d\d:\d\d,\d{3} --> ", text) else None)
+        )
+        if fmt is None:
+            return youtube_error("invalidMetadata", "The caption track format is not recognised.")
+        caption = {
+            "kind": "youtube#caption", "etag": self._etag(video_id, name),
+            "id": "AUieDa" + secrets.token_urlsafe(18),
+            "snippet": {"videoId": video_id, "language": language, "name": name,
+                        "trackKind": "standard", "isDraft": bool(snippet.get("isDraft", False)),
+                        "status": "serving", "lastUpdated": google_time(datetime.now(UTC))},
+        }  # fmt: skip
+        self.captions.setdefault(video_id, []).append({**caption, "body": track, "format": fmt})
+        return _Answer(200, caption)
+
+    def _captions_list(self, params: dict[str, list[str]]) -> _Answer:
+        if not self.force_ssl_scope:
+            return youtube_error("insufficientPermissions")
+        video_id = (params.get("videoId") or [""])[0]
+        if video_id not in self.videos:
+            return youtube_error("videoNotFound")
+        items = [{k: v for k, v in c.items() if k not in ("body", "format")}
+                 for c in self.captions.get(video_id, [])]  # fmt: skip
+        return _Answer(
+            200,
+            {"kind": "youtube#captionListResponse", "etag": self._etag(video_id), "items": items},
+        )
 
 
 def main() -> None:

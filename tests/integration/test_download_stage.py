@@ -21,11 +21,14 @@ from tests.fakes.cdn import FakeCdn
 from tests.fakes.server import LocalServer
 from tests.integration.test_downloader import ytdlp_processes
 from tests.media import HlsVod, make_hls
-from vodarchiver.db.store import Store
+from vodarchiver.db.actions import Actor
+from vodarchiver.db.uploads import UploadStore
+from vodarchiver.lifecycle import Action
 from vodarchiver.media.downloader import Downloader
 from vodarchiver.media.ytdlp import Failure, Outcome
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
+from vodarchiver.pipeline.operator import Operator
 
 
 @dataclass
@@ -35,7 +38,7 @@ class Rig:
     cdn: FakeCdn
     cdn_url: str
     vod: HlsVod
-    store: Store
+    store: UploadStore
     metrics: Metrics
     data_dir: Path
     db_url: str
@@ -89,7 +92,7 @@ async def rig(db_url: str, vod: HlsVod) -> AsyncIterator[Rig]:
         LocalServer(cdn) as server,
         psycopg_pool.AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False) as pool,
     ):
-        yield Rig(cdn, server.url, vod, Store(pool), Metrics("t"), data_dir, db_url)
+        yield Rig(cdn, server.url, vod, UploadStore(pool), Metrics("t"), data_dir, db_url)
     shutil.rmtree(data_dir, ignore_errors=True)
 
 
@@ -189,10 +192,11 @@ async def test_cancel_stops_the_download_within_two_seconds(rig: Rig) -> None:
     directory = rig.data_dir.resolve() / "alice" / "v1"
     assert ytdlp_processes(directory)
     begin = time.monotonic()
-    result = await stage.cancel("v1")
+    operator = Operator(rig.store, workers=[stage.workers])
+    result = await operator.act("v1", Action.CANCEL, Actor("test"))
     await asyncio.wait_for(running, 2)
     assert time.monotonic() - begin < 2
-    assert result.previous_state == "downloading"
+    assert result.state == "downloading"
     assert ytdlp_processes(directory) == []
     assert not directory.exists()
     assert await rig.row("v1", "state", "download_state", "download_attempts") == (
@@ -200,7 +204,7 @@ async def test_cancel_stops_the_download_within_two_seconds(rig: Rig) -> None:
         "canceled",
         0,
     )
-    assert (await stage.cancel("nope")).found is False
+    assert (await operator.act("404", Action.CANCEL, Actor("test"))).found is False
 
 
 async def test_a_cancel_from_elsewhere_stops_the_download_at_its_next_progress_write(
@@ -212,7 +216,9 @@ async def test_a_cancel_from_elsewhere_stops_the_download_at_its_next_progress_w
     started = rig.cdn.when_served(200_000)
     running = asyncio.create_task(rig.stage().run_once())
     await asyncio.wait_for(started.wait(), 30)
-    assert await rig.store.vod_cancel("v1") == ("downloading", "alice")
+    other_replica = Operator(rig.store)  # knows nothing of this replica's workers
+    canceled = await other_replica.act("v1", Action.CANCEL, Actor("test"))
+    assert (canceled.state, canceled.channel) == ("downloading", "alice")
     await asyncio.wait_for(running, 5)
     assert await rig.row("v1", "state") == ("canceled",)
     assert ytdlp_processes(rig.data_dir.resolve() / "alice" / "v1") == []

@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import DatabaseFactory
 from vodarchiver import logs
 from vodarchiver.db.migrate import ADVISORY_LOCK_KEY, load_migrations, migrate
+from vodarchiver.db.queries import q
 from vodarchiver.errors import MigrationError
 from vodarchiver.models import DownloadState, VodState
 
@@ -43,6 +44,27 @@ async def test_concurrent_migrations_apply_each_once(databases: DatabaseFactory)
     assert all(n == 1 for _, n in await applied_versions(url))
 
 
+async def test_a_lower_number_landing_later_is_applied_on_start(databases: DatabaseFactory) -> None:
+    """A database migrated past a gap starts again when the missing lower number arrives later."""
+    url = await databases.empty()
+    shipped = load_migrations()
+    top = shipped[-1].version
+    late = dataclasses.replace(shipped[0], version=top + 1, name="late",
+                               sql="-- Intent: a test\nCREATE TABLE late_one (x int);")  # fmt: skip
+    later = dataclasses.replace(shipped[0], version=top + 2, name="later",
+                                sql="-- Intent: a test\nCREATE TABLE later_one (x int);")  # fmt: skip
+    assert await migrate(url, [*shipped, later]) == [*shipped, later]
+    assert await migrate(url, [*shipped, late, later]) == [late]
+    assert await migrate(url, [*shipped, late, later]) == []
+    assert [v for v, _ in await applied_versions(url)] == [m.version for m in shipped] + [
+        top + 1,
+        top + 2,
+    ]
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        cur = await conn.execute("SELECT to_regclass('late_one') IS NOT NULL")
+        assert await cur.fetchone() == (True,)
+
+
 async def test_an_edited_migration_stops_startup(db_url: str) -> None:
     """Changing an applied migration's text is refused before anything runs."""
     edited = [dataclasses.replace(m, sql=m.sql + "\n-- edited") for m in load_migrations()]
@@ -53,7 +75,7 @@ async def test_an_edited_migration_stops_startup(db_url: str) -> None:
 async def test_a_failing_migration_leaves_nothing_half_done(db_url: str) -> None:
     """A migration that fails rolls back entirely and is not recorded."""
     broken = [*load_migrations()]
-    broken.append(dataclasses.replace(broken[0], version=len(broken) + 1, name="broken",
+    broken.append(dataclasses.replace(broken[0], version=broken[-1].version + 1, name="broken",
                                       sql="CREATE TABLE half_done (x int); SELECT 1/0;"))  # fmt: skip
     with pytest.raises(MigrationError, match="division by zero"):
         await migrate(db_url, broken)
@@ -148,6 +170,21 @@ async def test_a_held_lock_times_out_naming_its_holder(
     assert f'"holders":[{pid}]' in lock_waiting.getvalue()
 
 
+async def test_the_same_key_held_in_another_database_is_not_a_holder(
+    databases: DatabaseFactory, lock_waiting: EventStream
+) -> None:
+    """Advisory keys are per database: a lock on our key elsewhere neither blocks nor is named."""
+    other, url = await databases.empty(), await databases.empty()
+    async with await psycopg.AsyncConnection.connect(other, autocommit=True) as holder:
+        await holder.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        mine = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        async with mine:
+            cur = await mine.execute(q("migrations_lock_holders"), {"key": ADVISORY_LOCK_KEY})
+            assert await cur.fetchall() == []
+        assert await migrate(url, lock_timeout_s=5) == load_migrations()
+    assert not lock_waiting.seen.is_set()
+
+
 async def test_migrate_waits_for_the_lock_then_proceeds(
     databases: DatabaseFactory, lock_waiting: EventStream
 ) -> None:
@@ -161,3 +198,20 @@ async def test_migrate_waits_for_the_lock_then_proceeds(
         await holder.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
         applied = await asyncio.wait_for(waiting, 10)
     assert applied == load_migrations()
+
+
+async def test_a_migration_that_lands_after_higher_ones_is_applied_in_order(
+    databases: DatabaseFactory,
+) -> None:
+    """A database migrated without one number (a branch not landed yet) starts, and applies it when it lands."""
+    url = await databases.empty()
+    shipped = load_migrations()
+    top = shipped[-1].version
+    later = dataclasses.replace(shipped[0], version=top + 2, name="later",
+                                sql="-- Intent: test.\nCREATE TABLE later_one (x int);")  # fmt: skip
+    reserved = dataclasses.replace(shipped[0], version=top + 1, name="reserved",
+                                   sql="-- Intent: test.\nCREATE TABLE reserved_one (x int);")  # fmt: skip
+    assert await migrate(url, [*shipped, later]) == [*shipped, later]
+    assert await migrate(url, [*shipped, reserved, later]) == [reserved]
+    assert [v for v, _ in await applied_versions(url)] == [*(m.version for m in shipped),
+                                                          top + 1, top + 2]  # fmt: skip

@@ -23,10 +23,13 @@ from tests.conftest import ManualClock, logged
 from tests.fakes.server import LocalServer
 from tests.fakes.youtube import FakeGoogle
 from tests.media import make_long_mp4
+from vodarchiver.db.retention_store import RetentionStore
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.publish import Publisher, PublishPolicy
 from vodarchiver.pipeline.quota import QuotaPlan, parse_budgets, parse_costs
+from vodarchiver.pipeline.retention import Sweeper
+from vodarchiver.pipeline.retention_rules import RetentionPolicy
 from vodarchiver.pipeline.upload import UploadPolicy, UploadStage
 from vodarchiver.pipeline.upload_shared import CircuitCheck
 from vodarchiver.values import Secret
@@ -115,9 +118,12 @@ def build_stage(
         "circuit_threshold": 3, "circuit_cooldown": timedelta(minutes=15),
         "upload_limit_cooldown": timedelta(hours=6),
         "max_part_duration_s": 11 * 3600 + 55 * 60, "max_part_bytes": 256 * 2**30,
-        "delete_after_upload": True, "title_template": "{title} - {channel} {date}",
+        "title_template": "{title} - {channel} {date}",
         "description_template": "{title}\nStreamed {date}. {url}", "tags": ("archive",),
         "playlists": {},
+        # RETENTION_KEEP_DAYS=0: retention removes a VOD's files once it is published.
+        "after_upload": Sweeper(RetentionStore(store.pool), RetentionPolicy(0, None, None),
+                                data_dir=data_dir, interval_s=60).after_upload,
     }  # fmt: skip
     settings.update(policy or {})
     stage = UploadStage(store, publisher, auth, quota, metrics, data_dir=data_dir,

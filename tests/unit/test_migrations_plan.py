@@ -35,21 +35,32 @@ def test_a_newer_database_is_refused() -> None:
         plan([M1, M2], {1: ("initial", M1.checksum), 3: ("future", "x")})
 
 
-def test_files_are_numbered_without_gaps(tmp_path: Path) -> None:
-    """A gap in the numbering, or a badly named file, is an error."""
+def test_a_lower_number_that_lands_later_is_applied() -> None:
+    """A database at 0003 without 0002 (reserved for work that landed later) gets 0002 then."""
+    m3 = Migration(3, "third", "CREATE TABLE c (x int);")
+    applied = {1: ("initial", M1.checksum), 3: ("third", m3.checksum)}
+    assert plan([M1, M2, m3], applied) == [M2]
+
+
+def test_files_may_leave_gaps_but_not_share_a_number(tmp_path: Path) -> None:
+    """A gap in the numbering loads in order; two files with one number, or a bad name, do not."""
+    (tmp_path / "0003_c.sql").write_text("SELECT 3;")
     (tmp_path / "0001_a.sql").write_text("SELECT 1;")
-    (tmp_path / "0003_c.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="expected 0002"):
+    assert [(m.version, m.name) for m in load_migrations(tmp_path)] == [(1, "a"), (3, "c")]
+    (tmp_path / "0003_d.sql").write_text("SELECT 4;")
+    with pytest.raises(MigrationError, match="0003_c and 0003_d"):
         load_migrations(tmp_path)
-    (tmp_path / "0003_c.sql").unlink()
+    (tmp_path / "0003_d.sql").unlink()
     (tmp_path / "2_bad.sql").write_text("SELECT 1;")
     with pytest.raises(MigrationError, match="NNNN_description"):
         load_migrations(tmp_path)
 
 
 def test_shipped_migrations_load_and_open_with_an_intent_comment() -> None:
-    """The real migrations are well numbered and each starts by saying why it exists."""
+    """The real migrations are numbered upwards from 0001 and each starts by saying why it exists."""
     migrations = load_migrations()
-    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    versions = [m.version for m in migrations]
+    assert versions[0] == 1
+    assert versions == sorted(set(versions))
     for migration in migrations:
         assert migration.sql.lstrip().startswith("-- Intent:"), migration.name

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from vodarchiver.supervisor import Supervisor
+from vodarchiver.supervisor import StagesCheck, Supervisor, restart_delay
 
 
 async def forever(log: list[str], name: str, running: asyncio.Event | None = None) -> None:
@@ -104,3 +104,51 @@ async def test_names_are_unique() -> None:
     with pytest.raises(ValueError, match="already"):
         sup.start("a", forever([], "a"))
     await sup.shutdown(timeout_s=1)
+
+
+async def test_an_optional_stage_that_crashes_is_restarted_and_named_by_readyz() -> None:
+    """A crashing optional stage does not end wait(); it restarts with backoff and the stages check names it and its error."""
+    sup = Supervisor(restart_base_s=0.01)
+    runs: list[int] = []
+    second_run = asyncio.Event()
+
+    async def flaky() -> None:
+        runs.append(len(runs))
+        if len(runs) < 3:
+            raise PermissionError("Twitch refused TWITCH_CLIENT_ID/SECRET: invalid client secret")
+        second_run.set()
+        await asyncio.Event().wait()
+
+    stopped: list[str] = []
+    sup.start("http", forever(stopped, "http"))
+    sup.start("chat", flaky, optional=True)
+    await asyncio.wait_for(second_run.wait(), 5)
+    assert len(runs) == 3
+    health = sup.health["chat"]
+    assert (health.crashes, health.restarts) == (2, 2)
+    result = await StagesCheck(sup).check()
+    assert not result.ok  # crashed moments ago
+    assert "chat restarted after 2 crash(es): PermissionError: Twitch refused" in result.detail
+    stop = asyncio.Event()
+    stop.set()
+    assert await sup.wait(stop) is None  # nothing died for good
+    assert await sup.shutdown(timeout_s=1)
+
+
+async def test_an_optional_stage_is_given_as_a_function_and_a_core_task_still_stops_the_daemon() -> (
+    None
+):
+    """optional=True needs a function to call again; a core task that dies still ends wait()."""
+    sup = Supervisor(restart_base_s=0.01)
+
+    async def quits() -> None:
+        return None
+
+    with pytest.raises(TypeError):
+        sup.start("bad", quits(), optional=True)
+    sup.start("core", quits)
+    exit_ = await sup.wait(asyncio.Event())
+    assert exit_ is not None
+    assert exit_.name == "core"
+    assert restart_delay(1) == 1.0
+    assert restart_delay(20) == 300.0

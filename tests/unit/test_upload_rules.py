@@ -179,10 +179,11 @@ def test_costs_and_budgets_express_both_of_googles_rules() -> None:
     ]
     assert check_plan({"default": 40}, parse_costs("")) == [
         "playlistItems.insert costs 50, more than bucket 'default' holds a day",
+        "videos.delete costs 50, more than bucket 'default' holds a day",
         "videos.insert costs 1600, more than bucket 'default' holds a day",
     ]
     with pytest.raises(ValueError, match="unknown call"):
-        parse_costs("videos.delete=default:50")
+        parse_costs("videos.rate=default:50")
     with pytest.raises(ValueError, match="bucket=units"):
         parse_budgets("default:10000")
 

@@ -88,15 +88,20 @@ class Database:
         pool: psycopg_pool.AsyncConnectionPool[Any] | None = None
         if settings.database_url is None:
             embedded = EmbeddedPostgres(settings.data_dir, port=settings.embedded_pg_port)
-            conninfo = await embedded.start()
+            # Migrations run as the superuser that owns the schema; the daemon works as the
+            # non-superuser runtime role (least privilege, as with deploy/postgres/roles.sql).
+            owner_conninfo = await embedded.start()
+            conninfo = embedded.runtime_conninfo
             target = f"embedded PostgreSQL on 127.0.0.1:{embedded.port}"
         else:
-            conninfo = settings.database_url.conninfo.get()
+            # With an external server the same login migrates and works; compose runs
+            # `vodarchiver migrate` as the owner role first, so the runtime role finds no work.
+            owner_conninfo = conninfo = settings.database_url.conninfo.get()
             target = settings.database_url.redacted
         try:
             if embedded is None:
                 await wait_for_connection(conninfo, target, settings.database_connect_timeout_s)
-            await migrate(conninfo, lock_timeout_s=settings.migration_lock_timeout_s)
+            await migrate(owner_conninfo, lock_timeout_s=settings.migration_lock_timeout_s)
             pool = psycopg_pool.AsyncConnectionPool(
                 conninfo,
                 min_size=settings.database_pool_min_size,

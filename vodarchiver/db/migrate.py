@@ -3,9 +3,10 @@
 Files are named `NNNN_description.sql`, append-only, and start with an intent comment. Each is
 applied in its own transaction and recorded in `schema_migrations` with a checksum. The whole run
 holds a session-level advisory lock, so replicas starting together apply the schema once: the
-first applies, the others wait and then find nothing to do. An applied migration whose file
-changed, or a database that knows migrations this code does not, stops start-up with a clear
-message instead of guessing.
+first applies, the others wait and then find nothing to do. Numbers may have gaps (they are
+reserved per branch of work) and a lower number that lands later is applied then. An applied
+migration whose file changed, or a database that knows migrations this code does not, stops
+start-up with a clear message instead of guessing.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +58,11 @@ def migrations_dir() -> Path:
 
 
 def load_migrations(directory: Path | None = None) -> list[Migration]:
-    """Every migration in `directory`, ordered, with versions 1..N and no gaps or duplicates."""
+    """Every migration in `directory`, ordered by number; a number may be missing, not doubled.
+
+    Numbers are reserved per branch of work, so one may land before a lower one: a gap is
+    allowed, and a lower number that arrives later is applied then (see `plan`).
+    """
     directory = directory or migrations_dir()
     found: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
@@ -64,11 +70,12 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
         if match is None:
             raise MigrationError(f"{path.name}: migration files are named NNNN_description.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path.read_text("utf-8")))
-    for expected, migration in enumerate(found, start=1):
-        if migration.version != expected:
+    found.sort(key=lambda m: m.version)
+    for before, after in itertools.pairwise(found):
+        if before.version == after.version:
             raise MigrationError(
-                f"migration versions must run 1..N without gaps; expected {expected:04d}, "
-                f"found {migration.version:04d}_{migration.name}"
+                f"two migrations share the number {after.version:04d}: "
+                f"{before.version:04d}_{before.name} and {after.version:04d}_{after.name}"
             )
     if not found:
         raise MigrationError(f"no migrations found in {directory}")
@@ -76,7 +83,11 @@ def load_migrations(directory: Path | None = None) -> list[Migration]:
 
 
 def plan(migrations: list[Migration], applied: dict[int, tuple[str, str]]) -> list[Migration]:
-    """The migrations still to apply, after checking the applied ones against the files."""
+    """The migrations still to apply, in order of number, after checking the applied ones.
+
+    A file numbered below the newest applied one (it landed after a higher number) is applied
+    like any other: only a number the database knows and the files do not is refused.
+    """
     known = {m.version: m for m in migrations}
     unknown = sorted(v for v in applied if v not in known)
     if unknown:
@@ -136,7 +147,12 @@ async def migrate(
         try:
             await _take_lock(conn, lock_timeout_s)
             locked = True
-            await conn.execute(q("migrations_create_table"))
+            # Checked first so that a runtime role without CREATE on the schema (least
+            # privilege: deploy/postgres/roles.sql) passes when the schema is up to date.
+            cur = await conn.execute(q("migrations_table_exists"))
+            exists = await cur.fetchone()
+            if not (exists and exists[0]):
+                await conn.execute(q("migrations_create_table"))
             cur = conn.cursor(row_factory=tuple_row)
             await cur.execute(q("migrations_applied"))
             applied = {int(v): (str(n), str(c)) for v, n, c in await cur.fetchall()}
@@ -157,6 +173,11 @@ async def migrate(
                 log.info("migration_applied", version=migration.version, name=migration.name)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(f"database unavailable while migrating: {exc}") from exc
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise MigrationError(
+                f"applying migrations failed: {exc}; this role may only use the schema: run "
+                "`vodarchiver migrate` as the migration owner first (see deploy/postgres/)"
+            ) from exc
         except psycopg.Error as exc:
             raise MigrationError(f"applying migrations failed: {exc}") from exc
         finally:

@@ -28,8 +28,20 @@ def parse_queries(text: str) -> dict[str, LiteralString]:
 
 @functools.cache
 def queries() -> dict[str, LiteralString]:
-    """All named statements of vodarchiver/db/queries.sql."""
-    return parse_queries(files("vodarchiver.db").joinpath("queries.sql").read_text("utf-8"))
+    """All named statements of vodarchiver/db/*.sql (queries.sql, archive.sql, ...).
+
+    A concept with many statements keeps them in a file of its own so parallel work on the
+    schema does not fight over one file; a name is still unique across all of them.
+    """
+    found: dict[str, LiteralString] = {}
+    sql = sorted((f for f in files("vodarchiver.db").iterdir() if f.name.endswith(".sql")),
+                 key=lambda f: f.name)  # fmt: skip
+    for path in sql:
+        for name, statement in parse_queries(path.read_text("utf-8")).items():
+            if name in found:
+                raise ValueError(f"query {name!r} is defined twice ({path.name})")
+            found[name] = statement
+    return found
 
 
 def q(name: str) -> LiteralString:

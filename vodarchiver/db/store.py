@@ -212,6 +212,14 @@ class Store:
             row = await cur.fetchone()
             return int(row[0]) if row else 0
 
+    async def vods_next_expiry(self, timeout_s: float = 2.0) -> datetime | None:
+        """When Twitch is expected to delete the first VOD not archived yet; None: none."""
+        async with self._conn(timeout_s) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vods_next_expiry"))
+            row = await cur.fetchone()
+            return row[0] if row else None
+
     # --- downloads --------------------------------------------------------------------------
 
     async def download_claim(self, *, owner: str, lease_s: float) -> DownloadClaim | None:
@@ -223,7 +231,7 @@ class Store:
         if row is None:
             return None
         return DownloadClaim(int(row[0]), str(row[1]), str(row[2]), row[3], row[4], int(row[5]),
-                             str(row[6]), str(row[7]))  # fmt: skip
+                             str(row[6]), str(row[7]), bool(row[8]))  # fmt: skip
 
     async def download_progress(
         self, row_id: int, *, owner: str, lease_s: float, progress: dict[str, Any]
@@ -264,14 +272,6 @@ class Store:
             await cur.execute(q("vod_state"), {"id": row_id})
             row = await cur.fetchone()
             return str(row[0]) if row else None
-
-    async def vod_cancel(self, twitch_vod_id: str) -> tuple[str, str] | None:
-        """Cancel a VOD that is not archived yet: (previous state, channel), or None."""
-        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            cur = conn.cursor(row_factory=tuple_row)
-            await cur.execute(q("vod_cancel"), {"id": twitch_vod_id})
-            row = await cur.fetchone()
-        return (str(row[0]), str(row[1])) if row else None
 
     async def vods_waiting_for_disk(self, timeout_s: float = 2.0) -> int:
         """How many VODs wait for disk space."""

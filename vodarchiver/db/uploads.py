@@ -239,6 +239,19 @@ class UploadStore(Store):
         """The part's video is in the channel's playlist."""
         await self._part_update(q("upload_playlist_added"), row_id, part)
 
+    async def history_to_delete(self, row_id: int) -> list[dict[str, Any]]:
+        """Earlier generations' videos the operator asked to delete and still on YouTube."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(q("history_to_delete"), {"id": row_id})
+            return list(await cur.fetchall())
+
+    async def history_deleted(self, row_id: int, generation: int, part: int) -> None:
+        """An earlier generation's video is deleted on YouTube."""
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            await conn.execute(q("history_deleted"),
+                               {"id": row_id, "generation": generation, "part": part})  # fmt: skip
+
     async def uploads_rejected(self) -> list[dict[str, Any]]:
         """Videos YouTube rejected or failed, for /status."""
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:

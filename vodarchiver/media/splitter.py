@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,41 @@ def cut_points(duration_s: float, parts: int) -> list[float]:
     return [round(duration_s * k / parts, 3) for k in range(1, parts)]
 
 
+def part_limit_s(
+    duration_s: float, size_bytes: int, *, max_duration_s: float, max_bytes: int
+) -> float:
+    """The longest a part may be: YOUTUBE_MAX_PART_DURATION, or less where the size limit bites."""
+    if size_bytes * _SIZE_MARGIN <= max_bytes or duration_s <= 0:
+        return max_duration_s
+    return min(max_duration_s, duration_s * max_bytes / (size_bytes * _SIZE_MARGIN))
+
+
+def plan_cuts(
+    duration_s: float, parts: int, *, limit_s: float, chapter_starts: Sequence[float],
+    distance_s: float,
+) -> list[float]:  # fmt: skip
+    """Where to cut: at the chapter boundary nearest below each part's limit, when one is close.
+
+    From each part's start the part may reach `limit_s` (`part_limit_s`). The cut goes to the
+    latest chapter start within `distance_s` below that reach, else to the reach itself. A VOD
+    without chapters is cut into `parts` equal parts, as before.
+    """
+    if parts < 2:
+        return []
+    starts = sorted(s for s in chapter_starts if 0 < s < duration_s)
+    if not starts:
+        return cut_points(duration_s, parts)
+    cuts: list[float] = []
+    start = 0.0
+    while duration_s - start > limit_s + 1e-6:
+        reach = start + limit_s
+        near = [s for s in starts if start < s <= reach and s >= reach - distance_s]
+        cut = near[-1] if near else reach
+        cuts.append(round(cut, 3))
+        start = cut
+    return cuts
+
+
 def part_name(source: Path, part: int) -> Path:
     """`<vod>.part-02.mp4` beside the source."""
     return source.with_name(f"{source.stem}.part-{part:02d}.mp4")
@@ -71,16 +107,19 @@ def split_argv(source: Path, pattern: Path, points: list[float], *, ffmpeg_bin: 
 
 
 async def split(
-    source: Path, parts: int, *, duration_s: float, ffmpeg_bin: str, ffprobe_bin: str
-) -> list[Piece]:
-    """Cut `source` into `parts` files; SplitError when ffmpeg fails."""
+    source: Path, parts: int, *, duration_s: float, ffmpeg_bin: str, ffprobe_bin: str,
+    points: Sequence[float] | None = None,
+) -> list[Piece]:  # fmt: skip
+    """Cut `source` into `parts` files (at `points`, else equal parts); SplitError on failure."""
+    points = list(points) if points is not None else cut_points(duration_s, parts)
+    parts = len(points) + 1
     tmp_dir = source.with_name(f"{source.stem}.split")
     if tmp_dir.exists():
         for leftover in tmp_dir.iterdir():
             leftover.unlink()
     tmp_dir.mkdir(exist_ok=True)
     pattern = tmp_dir / "part-%02d.mp4"
-    argv = split_argv(source, pattern, cut_points(duration_s, parts), ffmpeg_bin=ffmpeg_bin)
+    argv = split_argv(source, pattern, points, ffmpeg_bin=ffmpeg_bin)
     done = await process.run(argv, env=process.MINIMAL_ENV, timeout_s=_SPLIT_TIMEOUT_S)
     made = sorted(tmp_dir.glob("part-*.mp4"))
     if done.returncode != 0 or len(made) != parts:

@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from vodarchiver.db.store import Store
 from vodarchiver.errors import (
@@ -43,6 +41,7 @@ from vodarchiver.errors import (
 from vodarchiver.logs import bound_contextvars, get_logger
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import ChannelRecord, Claim, PassResult, VodUpsert
+from vodarchiver.pipeline.leased import Owner
 from vodarchiver.pipeline.rules import expires_at, retention_days, still_live
 from vodarchiver.twitch.helix import HelixClient, Rejected
 from vodarchiver.twitch.models import HelixVideo
@@ -92,6 +91,7 @@ class Discovery:
         concurrency: int = 4,
         on_new_work: Callable[[], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owner: Owner | None = None,
     ) -> None:
         self._helix = helix
         self._store = store
@@ -102,7 +102,8 @@ class Discovery:
         self._limit = asyncio.Semaphore(concurrency)
         self._on_new_work = on_new_work
         self._clock = clock
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # The process's owner identity (shared with the stages' claims), one token per instance.
+        self._owner = (owner or Owner(Path("."))).token("discovery")
         self._log = get_logger("discovery")
 
     async def run_forever(self) -> None:

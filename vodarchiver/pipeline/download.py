@@ -1,44 +1,44 @@
 """The download stage: queued VODs, in queue order, become verified mp4 files.
 
 MAX_CONCURRENT_DOWNLOADS workers each loop: claim the next VOD (`FOR UPDATE SKIP LOCKED`, with a
-lease renewed by every progress write), check that the disk has room, download, record. An
-attempt ends in one of:
+lease renewed by a heartbeat and by every progress write), check that the disk has room,
+download, record. An attempt ends in one of:
 - `downloaded`, with the file and its size, and the runbook's moving average `avg_download_ms`;
 - `failed_retryable` with `next_attempt_at` (capped exponential backoff on the failed attempts),
   or `failed_permanent` once DOWNLOAD_MAX_ATTEMPTS attempts have failed;
 - `gone` (404, deleted on Twitch), `skipped_restricted` (subscriber-only, login required);
 - `waiting_for_disk`, when the disk is too full to start or filled up midway (the fragments
   already fetched are kept for the resume); not a failure;
-- `canceled` by POST /admin/vods/{id}/cancel: the download stops at once, its files go, and
-  it is not a failure.
+- stopped by an operator (cancel, skip: the row is no longer ours): the download stops at once,
+  its files go, and it is not a failure.
+The transitions are the lifecycle's (lifecycle.py); claiming, the heartbeat, stops and the owner
+identity are the shared leased-worker mechanism (leased.py).
 On shutdown a download in progress is put back in the queue with its fragments on disk; after a
 kill, the restarted daemon releases its predecessor's claims at once and resumes them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import functools
-import os
 import shutil
-import socket
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
+from vodarchiver import lifecycle
 from vodarchiver.db.store import Store
 from vodarchiver.errors import DatabaseUnavailable
-from vodarchiver.logs import bound_contextvars, get_logger
+from vodarchiver.lifecycle import Event, RetryPolicy
+from vodarchiver.logs import get_logger
 from vodarchiver.media.downloader import Downloaded, Downloader, Job
 from vodarchiver.media.ytdlp import Failure, Outcome, Progress
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import DownloadClaim, DownloadResult, DownloadState, VodState
-from vodarchiver.pipeline.backoff import retry_delay_s
+from vodarchiver.pipeline.leased import LeasedWorkers, Owner
 from vodarchiver.pipeline.rules import estimated_bytes, room_to_download
 from vodarchiver.pipeline.vod_process import log_vod_process
 
@@ -72,16 +72,25 @@ class _Attempt:
     logged: float = field(default_factory=time.monotonic)
 
 
-@dataclass(frozen=True)
-class CancelResult:
-    """What a cancel found: the state the VOD was in, or why nothing was done."""
-
-    found: bool
-    previous_state: str | None = None
+# What each way an attempt can end becomes: the lifecycle event and the download_state beside it.
+_EVENTS: dict[Outcome, tuple[Event, DownloadState]] = {
+    Outcome.GONE: (Event.DOWNLOAD_GONE, DownloadState.GONE),
+    Outcome.RESTRICTED: (Event.DOWNLOAD_RESTRICTED, DownloadState.SKIPPED_RESTRICTED),
+    Outcome.NO_DISK: (Event.DISK_FULL, DownloadState.WAITING_FOR_DISK),
+}
+_DOWNLOAD_STATE: dict[Event, DownloadState] = {
+    **dict(_EVENTS.values()),
+    Event.DOWNLOAD_FAILED: DownloadState.FAILED_RETRYABLE,
+    Event.DOWNLOAD_GAVE_UP: DownloadState.FAILED_PERMANENT,
+    Event.DOWNLOAD_SUCCEEDED: DownloadState.DOWNLOADED,
+    Event.DOWNLOAD_INTERRUPTED: DownloadState.PENDING,
+}
 
 
 class DownloadStage:
-    """The workers, the registry of downloads running here, and cancellation."""
+    """The download stage: what a claim, an attempt and a stop mean for a download."""
+
+    name = "download"
 
     def __init__(
         self,
@@ -92,6 +101,7 @@ class DownloadStage:
         data_dir: Path,
         policy: DownloadPolicy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owner: Owner | None = None,
     ) -> None:
         self._store = store
         self._downloader = downloader
@@ -99,101 +109,84 @@ class DownloadStage:
         self._data_dir = data_dir.resolve()
         self._policy = policy
         self._clock = clock
-        # Who we are in `claimed_by`: an earlier run on this host and DATA_DIR shares the prefix.
-        self._prefix = f"{socket.gethostname()}:{self._data_dir}:"
-        self._owner = f"{self._prefix}{os.getpid()}:{int(time.time())}"
-        self._running: dict[str, asyncio.Task[None]] = {}
-        self._stopped: set[str] = set()  # attempts stopped on purpose (cancel, lost lease)
-        self._wake = asyncio.Event()
+        self._retry = RetryPolicy(policy.max_attempts, policy.backoff_base_s, policy.backoff_max_s)
+        self.workers: LeasedWorkers[DownloadClaim] = LeasedWorkers(
+            self, store, owner or Owner(self._data_dir), workers=policy.workers, lease_s=LEASE_S,
+            clock=clock,
+        )  # fmt: skip
+        self._progress: dict[str, _Attempt] = {}
         self._log = get_logger("vod_download")
 
     # --- running ----------------------------------------------------------------------------
 
     async def run_forever(self) -> None:
-        """Release what a killed predecessor held, then run the workers until cancelled."""
-        with contextlib.suppress(DatabaseUnavailable):
-            released = await self._store.download_release_previous(
-                prefix=self._prefix, owner=self._owner
-            )
-            if released:
-                self._log.info("downloads_resumed_after_restart", vods=released)
-        async with asyncio.TaskGroup() as group:
-            for n in range(self._policy.workers):
-                group.create_task(self._worker(), name=f"download-{n}")
+        """Run the workers until cancelled."""
+        await self.workers.run_forever()
 
     def wake(self) -> None:
         """Look at the queue now rather than at the next poll (new work, a cancel)."""
-        self._wake.set()
-
-    async def _worker(self) -> None:
-        while True:
-            if await self.run_once() is None:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(IDLE_POLL_S):
-                        await self._wake.wait()
+        self.workers.wake()
 
     async def run_once(self) -> DownloadClaim | None:
         """Claim the next VOD and make one attempt at it; None when nothing is due."""
-        # Every claim has its own token, so a worker whose lease was taken over can never write
-        # over the new owner's claim, even from the same process.
-        token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
-        try:
-            claim = await self._store.download_claim(owner=token, lease_s=LEASE_S)
-        except DatabaseUnavailable as exc:
-            self._log.warning("download_claim_failed", reason=str(exc))
-            return None
-        if claim is not None:
-            with bound_contextvars(vod_id=claim.vod_id, channel=claim.channel, corr=claim.corr):
-                await self._attempt(_Attempt(claim, token))
-        return claim
+        got = await self.workers.run_once()
+        return None if isinstance(got, float) else got
 
-    def job(self, vod_id: str, channel: str, url: str, duration_s: int | None) -> Job:
-        """Where a VOD's files go: DATA_DIR/<channel>/<vod id>/."""
-        return Job(vod_id, url, duration_s, self._data_dir / channel / vod_id)
+    # --- the leased-worker stage -------------------------------------------------------------
 
-    async def _attempt(self, attempt: _Attempt) -> None:
-        claim = attempt.claim
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - always inside a worker task
-        self._running[claim.vod_id] = task  # from the claim on, so a cancel always finds it
-        heartbeat = asyncio.create_task(self._heartbeat(attempt, task))
+    async def release_previous(self, *, prefix: str, owner: str) -> list[str]:
+        """Claims a killed predecessor on this host and DATA_DIR left are released at once."""
+        return await self._store.download_release_previous(prefix=prefix, owner=owner)
+
+    async def next(self, token: str, lease_s: float) -> DownloadClaim | float:
+        """The next VOD to download, or the idle poll interval."""
+        claim = await self._store.download_claim(owner=token, lease_s=lease_s)
+        return IDLE_POLL_S if claim is None else claim
+
+    async def heartbeat(self, claim: DownloadClaim, token: str, lease_s: float) -> bool:
+        """Renew the lease for the whole attempt (remux and checks write no progress)."""
+        return await self._store.download_heartbeat(claim.row_id, owner=token, lease_s=lease_s)
+
+    async def attempt(self, claim: DownloadClaim, token: str) -> bool | None:
+        """One attempt; any unexpected error is a counted attempt, never a crash."""
+        attempt = _Attempt(claim, token)
+        self._progress[token] = attempt
         try:
-            await self._attempt_owned(attempt)
+            return await self._attempt_owned(attempt)
         except DatabaseUnavailable as exc:
             self._log.warning("download_interrupted", reason=str(exc))  # the lease runs out
+            return None
         except Exception as exc:  # a bug or the filesystem: a counted attempt, never a crash
             self._log.exception("download_crashed")
             reason = f"unexpected {exc.__class__.__name__}: {exc}"
             with contextlib.suppress(DatabaseUnavailable):
                 await self._failed(attempt, Failure(Outcome.RETRY, reason[:500]))
-        except asyncio.CancelledError:
-            if claim.vod_id not in self._stopped:
-                await asyncio.shield(self._requeue_on_shutdown(attempt))
-                raise
-            task.uncancel()
-            await self._after_stop(attempt)
-            if task.cancelling():  # a shutdown arrived as well: honour it
-                raise
+            return False
         finally:
-            heartbeat.cancel()
-            self._running.pop(claim.vod_id, None)
-            self._stopped.discard(claim.vod_id)
+            self._progress.pop(token, None)
 
-    async def _attempt_owned(self, attempt: _Attempt) -> None:
+    async def interrupted(self, claim: DownloadClaim, token: str) -> None:
+        """A shutdown: back in the queue, with the fragments on disk for the resume."""
+        with contextlib.suppress(DatabaseUnavailable):
+            await self._finish(_Attempt(claim, token), self._result(Event.DOWNLOAD_INTERRUPTED))
+        self._log.info("download_interrupted", why="shutdown; fragments kept for the resume")
+
+    def job(self, vod_id: str, channel: str, url: str, duration_s: int | None) -> Job:
+        """Where a VOD's files go: DATA_DIR/<channel>/<vod id>/."""
+        return Job(vod_id, url, duration_s, self._data_dir / channel / vod_id)
+
+    async def _attempt_owned(self, attempt: _Attempt) -> bool | None:
         claim = attempt.claim
         if not claim.url:
-            no_url = "Helix gave no URL for this VOD"
-            await self._finish(
-                attempt,
-                DownloadResult(
-                    VodState.FAILED_PERMANENT, DownloadState.FAILED_PERMANENT, 1, error=no_url
-                ),
-            )
-            return
+            await self._finish(attempt, self._result(
+                Event.DOWNLOAD_GAVE_UP, error="Helix gave no URL for this VOD"))  # fmt: skip
+            return False
         job = self.job(claim.vod_id, claim.channel, claim.url, claim.duration_s)
+        if claim.discard_files:  # a reprocess: download again, never reuse the old file
+            self._downloader.remove_files(job)
+            self._log.info("download_old_files_removed", why="reprocess")
         if not await self._has_room(attempt, job):
-            return
+            return None
         self._metrics.downloads_started.inc()
         self._log.info("download_started", url=claim.url, attempt=claim.failed_attempts + 1,
                        resume_bytes=job.partial_bytes())  # fmt: skip
@@ -202,38 +195,20 @@ class DownloadStage:
         elapsed = time.monotonic() - begin
         if isinstance(outcome, Downloaded):
             await self._succeeded(attempt, job, outcome, elapsed)
-        else:
-            await self._failed(attempt, outcome)
+            return True
+        await self._failed(attempt, outcome)
+        return False
 
-    async def _heartbeat(self, attempt: _Attempt, task: asyncio.Task[None]) -> None:
-        """Renew the lease for the whole attempt (remux and checks write no progress)."""
-        while True:
-            await asyncio.sleep(LEASE_S / 3)
-            try:
-                owned = await self._store.download_heartbeat(
-                    attempt.claim.row_id, owner=attempt.token, lease_s=LEASE_S
-                )
-            except DatabaseUnavailable:
-                continue  # the lease outlasts a short outage
-            if not owned:
-                self._stop(attempt.claim.vod_id, task)
-                return
-
-    def _stop(self, vod_id: str, task: asyncio.Task[None]) -> None:
-        self._stopped.add(vod_id)
-        task.cancel()
-
-    async def _after_stop(self, attempt: _Attempt) -> None:
-        """A stopped attempt: remove its files only if the VOD really was canceled."""
-        claim = attempt.claim
+    async def stopped(self, claim: DownloadClaim, token: str) -> None:
+        """A stopped attempt: remove its files only if an operator stopped the VOD."""
         job = self.job(claim.vod_id, claim.channel, claim.url or "", claim.duration_s)
         try:
             state = await self._store.vod_state(claim.row_id)
         except DatabaseUnavailable:
             state = None
-        if state == VodState.CANCELED:
+        if state in (VodState.CANCELED, VodState.SKIPPED):
             self._downloader.remove_files(job)
-            self._log.info("download_canceled", partial_files="removed")
+            self._log.info("download_canceled", state=state, partial_files="removed")
         else:  # taken over (our lease ran out): the new owner resumes from these files
             self._log.warning("download_taken_over", state=state, partial_files="kept")
 
@@ -248,8 +223,8 @@ class DownloadStage:
             return True
         self._log.warning("download_waiting_for_disk", free_bytes=free, estimate_bytes=estimate,
                           min_free_bytes=self._policy.min_free_bytes)  # fmt: skip
-        await self._finish(attempt, DownloadResult(
-            VodState.WAITING_FOR_DISK, DownloadState.WAITING_FOR_DISK, 0,
+        await self._finish(attempt, self._result(
+            Event.DISK_FULL,
             error=f"waiting for disk: {free / 2**30:.1f} GiB free, the download needs about "
                   f"{2 * estimate / 2**30:.1f} GiB and {self._policy.min_free_bytes / 2**30:.1f}"
                   " GiB must stay free",
@@ -259,13 +234,14 @@ class DownloadStage:
     async def _succeeded(
         self, attempt: _Attempt, job: Job, done: Downloaded, elapsed_s: float
     ) -> None:
-        recorded = await self._finish(attempt, DownloadResult(
-            VodState.DOWNLOADED, DownloadState.DOWNLOADED, 0,
-            file_path=done.path, file_size=done.size,
-        ))  # fmt: skip
+        result = self._result(Event.DOWNLOAD_SUCCEEDED)
+        recorded = await self._finish(
+            attempt, dataclasses.replace(result, file_path=done.path, file_size=done.size)
+        )
         if not recorded:
             with contextlib.suppress(DatabaseUnavailable):
-                if await self._store.vod_state(attempt.claim.row_id) == VodState.CANCELED:
+                state = await self._store.vod_state(attempt.claim.row_id)
+                if state in (VodState.CANCELED, VodState.SKIPPED):
                     self._downloader.remove_files(job)  # canceled while we were finishing
                     self._log.info("download_canceled", partial_files="removed", after="success")
             return
@@ -296,27 +272,24 @@ class DownloadStage:
                           state=result.state, next_attempt_at=result.next_attempt_at)  # fmt: skip
 
     def decide(self, failed_before: int, failure: Failure) -> DownloadResult:
-        """What a failed attempt makes of the VOD. Pure apart from reading the clock."""
-        reason = failure.reason
-        if failure.outcome is Outcome.GONE:
-            return DownloadResult(VodState.GONE, DownloadState.GONE, 0, error=reason)
-        if failure.outcome is Outcome.RESTRICTED:
-            return DownloadResult(
-                VodState.SKIPPED_RESTRICTED, DownloadState.SKIPPED_RESTRICTED, 0, error=reason
-            )
-        if failure.outcome is Outcome.NO_DISK:
-            return DownloadResult(
-                VodState.WAITING_FOR_DISK, DownloadState.WAITING_FOR_DISK, 0, error=reason
-            )
-        failures = failed_before + 1
-        if failures >= self._policy.max_attempts:
-            return DownloadResult(VodState.FAILED_PERMANENT, DownloadState.FAILED_PERMANENT, 1,
-                                  error=f"gave up after {failures} attempts: {reason}")  # fmt: skip
-        delay = retry_delay_s(failures, base_s=self._policy.backoff_base_s,
-                              cap_s=self._policy.backoff_max_s)  # fmt: skip
-        return DownloadResult(VodState.FAILED_RETRYABLE, DownloadState.FAILED_RETRYABLE, 1,
-                              next_attempt_at=self._clock() + timedelta(seconds=delay),
-                              error=reason)  # fmt: skip
+        """What a failed attempt makes of the VOD: the lifecycle's event for its kind of failure,
+        or its retry decision. Pure apart from reading the clock."""
+        mapped = _EVENTS.get(failure.outcome)
+        if mapped is not None:
+            return self._result(mapped[0], error=failure.reason)
+        decision = lifecycle.retry_decision("download", failed_before, failure.reason,
+                                            permanent=False, policy=self._retry)  # fmt: skip
+        return self._result(decision.event, error=decision.reason, delay_s=decision.delay_s)
+
+    def _result(self, event: Event, *, error: str | None = None, delay_s: float = 0.0
+                ) -> DownloadResult:  # fmt: skip
+        """The lifecycle's transition for `event` from `downloading`, as the row records it."""
+        done = lifecycle.record(
+            lifecycle.transition_for(event, VodState.DOWNLOADING), VodState.DOWNLOADING,
+            now=self._clock(), delay_s=delay_s, error=error,
+        )  # fmt: skip
+        return DownloadResult(done.target, _DOWNLOAD_STATE[event], int(done.failure),
+                              next_attempt_at=done.next_attempt_at, error=error)  # fmt: skip
 
     async def _finish(self, attempt: _Attempt, result: DownloadResult) -> bool:
         try:
@@ -331,11 +304,6 @@ class DownloadStage:
             self._log.info("download_result_not_recorded", state=result.state,
                            why="canceled or taken over meanwhile")  # fmt: skip
         return recorded
-
-    async def _requeue_on_shutdown(self, attempt: _Attempt) -> None:
-        with contextlib.suppress(DatabaseUnavailable):
-            await self._finish(attempt, DownloadResult(VodState.QUEUED, DownloadState.PENDING, 0))
-        self._log.info("download_interrupted", why="shutdown; fragments kept for the resume")
 
     async def _report(self, state: _Attempt, progress: Progress) -> None:
         """Every progress line comes here; at most one a second is written, fewer logged."""
@@ -357,27 +325,8 @@ class DownloadStage:
         except DatabaseUnavailable:
             return  # progress is best effort; the lease outlasts a short outage
         if not owned:  # canceled (here or on another replica) or taken over: stop now
-            task = asyncio.current_task()
-            if task is not None:
-                self._stop(claim.vod_id, task)
+            self.workers.stop(claim.vod_id)
             return
         if now - state.logged >= LOG_PROGRESS_EVERY_S:
             state.logged = now
             self._log.info("download_progress", **progress.as_json())
-
-    # --- cancel -------------------------------------------------------------------------------
-
-    async def cancel(self, vod_id: str) -> CancelResult:
-        """Cancel a VOD: recorded at once; a download running here stops within moments."""
-        found = await self._store.vod_cancel(vod_id)
-        if found is None:
-            return CancelResult(False)
-        previous, channel = found
-        task = self._running.get(vod_id)
-        if task is not None:
-            self._stop(vod_id, task)
-        elif previous != "downloading":
-            # Not running anywhere: remove any fragments an earlier attempt left.
-            Downloader.remove_files(self.job(vod_id, channel, "", None))
-        get_logger("vod_download").info("vod_canceled", vod_id=vod_id, previous_state=previous)
-        return CancelResult(True, previous)

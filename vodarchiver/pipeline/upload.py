@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import socket
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from vodarchiver import lifecycle
+from vodarchiver.db.replay_store import ReplayStore
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import (
     DatabaseUnavailable,
@@ -39,12 +37,13 @@ from vodarchiver.errors import (
     UploadsPaused,
     YouTubeAuthRevoked,
 )
-from vodarchiver.logs import bound_contextvars, get_logger
+from vodarchiver.lifecycle import Event, RetryPolicy
+from vodarchiver.logs import get_logger
 from vodarchiver.media import splitter
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import UploadClaim, UploadPart, VodState
 from vodarchiver.pipeline import breaker
-from vodarchiver.pipeline.backoff import retry_delay_s
+from vodarchiver.pipeline.leased import LeasedWorkers, Owner
 from vodarchiver.pipeline.publish import Publisher, VideoRejected, fingerprint
 from vodarchiver.pipeline.quota import QuotaPlan, next_reset
 from vodarchiver.pipeline.upload_shared import Pause, SharedState
@@ -70,17 +69,21 @@ class UploadPolicy:
     upload_limit_cooldown: timedelta
     max_part_duration_s: float
     max_part_bytes: int
-    delete_after_upload: bool
     title_template: str
     description_template: str
     tags: tuple[str, ...]
     playlists: Mapping[str, str]
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
+    split_chapter_distance_s: float = 1800.0  # YOUTUBE_SPLIT_CHAPTER_DISTANCE
+    # Retention's hand-off (pipeline/retention.py): it decides when the local files go.
+    after_upload: Callable[[int], Awaitable[None]] | None = None
 
 
 class UploadStage:
-    """The workers, the gates before a claim, and what each outcome records."""
+    """The upload stage: the gates before a claim, and what each outcome records."""
+
+    name = "upload"
 
     def __init__(
         self,
@@ -94,6 +97,7 @@ class UploadStage:
         policy: UploadPolicy,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease_s: float = LEASE_S,
+        owner: Owner | None = None,
     ) -> None:
         self._store = store
         self._lease_s = lease_s
@@ -103,56 +107,69 @@ class UploadStage:
         self._data_dir = data_dir.resolve()
         self._policy = policy
         self._clock = clock
-        self._prefix = f"{socket.gethostname()}:{self._data_dir}:"
-        self._owner = f"{self._prefix}{os.getpid()}:{int(time.time())}:up"
         self._log = get_logger("vod_upload")
         self._shared = SharedState(store, quota, metrics, policy.circuit_cooldown)
         self._bootstrapped = False
-        self._lost: set[int] = set()  # claims whose lease was taken over (row ids)
+        self._retry = RetryPolicy(policy.max_attempts, policy.backoff_base_s, policy.backoff_max_s)
+        self.workers: LeasedWorkers[UploadClaim] = LeasedWorkers(
+            self, store, owner or Owner(self._data_dir), workers=policy.workers, lease_s=lease_s,
+            clock=clock,
+        )  # fmt: skip
 
     # --- running ------------------------------------------------------------------------------
 
     async def run_forever(self) -> None:
-        """Release what a killed predecessor held, then run the workers until cancelled."""
+        """The quota gauges from the start, then the workers until cancelled."""
         with contextlib.suppress(DatabaseUnavailable):
-            released = await self._store.upload_release_previous(
-                prefix=self._prefix, owner=self._owner
-            )
-            if released:
-                self._log.info("uploads_resumed_after_restart", vods=released)
-            await self._shared.quota_status(self._clock())  # the quota gauges from the start
-        async with asyncio.TaskGroup() as group:
-            for n in range(self._policy.workers):
-                group.create_task(self._worker(), name=f"upload-{n}")
-
-    async def _worker(self) -> None:
-        while True:
-            wait = await self.run_once()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            await self._shared.quota_status(self._clock())
+        await self.workers.run_forever()
 
     async def run_once(self) -> float:
         """Pass the gates, claim one VOD and make one attempt; seconds to wait before the next."""
+        got = await self.workers.run_once()
+        return got if isinstance(got, float) else 0.0
+
+    # --- the leased-worker stage -------------------------------------------------------------
+
+    async def release_previous(self, *, prefix: str, owner: str) -> list[str]:
+        """Uploads a killed predecessor on this host and DATA_DIR held are released at once."""
+        return await self._store.upload_release_previous(prefix=prefix, owner=owner)
+
+    async def next(self, token: str, lease_s: float) -> UploadClaim | float:
+        """Pass the gates and claim the next downloaded VOD, or say how long to wait."""
         self._metrics.processing_cycles.inc()
         now = self._clock()
-        try:
-            with contextlib.suppress(DatabaseUnavailable):
-                await self._store.kv_set("last_process_run", now.isoformat())
-            wait, probe = await self._gates(now)
-            if wait is not None:
-                return wait
-            token = f"{self._owner}:{uuid.uuid4().hex[:8]}"
-            claim = await self._store.upload_claim(owner=token, lease_s=self._lease_s)
-        except DatabaseUnavailable as exc:
-            self._log.warning("upload_claim_failed", reason=str(exc))
-            return IDLE_POLL_S
+        with contextlib.suppress(DatabaseUnavailable):
+            await self._store.kv_set("last_process_run", now.isoformat())
+        wait, probe = await self._gates(now)
+        if wait is not None:
+            return wait
+        claim = await self._store.upload_claim(owner=token, lease_s=lease_s)
         if claim is None:
             if probe:  # nothing to probe with: let the next upload be the probe
                 await self._shared.circuit(lambda c: breaker.on_neutral(c, self._clock()))
             return IDLE_POLL_S
-        with bound_contextvars(vod_id=claim.vod_id, channel=claim.channel, corr=claim.corr):
-            await self._attempt(claim, token)
-        return 0.0
+        return claim
+
+    async def heartbeat(self, claim: UploadClaim, token: str, lease_s: float) -> bool:
+        """Renew the lease for the whole attempt."""
+        return await self._store.upload_heartbeat(claim.row_id, owner=token, lease_s=lease_s)
+
+    async def interrupted(self, claim: UploadClaim, token: str) -> None:
+        """A shutdown: back to `downloaded`, the session kept to resume."""
+        await self._end(claim, token, Event.UPLOAD_DEFERRED, error=None)
+        self._log.info("upload_interrupted", why="shutdown; the session is kept to resume")
+
+    async def stopped(self, claim: UploadClaim, token: str) -> None:
+        """The VOD is no longer ours (canceled, skipped, or the lease taken over)."""
+        try:
+            state = await self._store.vod_state(claim.row_id)
+        except DatabaseUnavailable:
+            state = None
+        if state in (VodState.CANCELED, VodState.SKIPPED):
+            self._log.info("upload_canceled", state=state, why="the session is kept for a restore")
+        else:  # our lease ran out: the new owner goes on from what YouTube holds
+            self._log.warning("upload_taken_over", state=state)
 
     # --- gates --------------------------------------------------------------------------------
 
@@ -184,58 +201,37 @@ class UploadStage:
 
     # --- one attempt --------------------------------------------------------------------------
 
-    async def _attempt(self, claim: UploadClaim, token: str) -> None:
-        task = asyncio.current_task()
-        assert task is not None  # noqa: S101 - always inside a worker task
-        heartbeat = asyncio.create_task(self._heartbeat(claim, token, task))
+    async def attempt(self, claim: UploadClaim, token: str) -> bool | None:
+        """Publish every part; the outcome is recorded whatever happens."""
         begin = time.monotonic()
         try:
-            await self._publish_all(claim, token, begin)
-        except asyncio.CancelledError:
-            if claim.row_id in self._lost:  # the lease was taken over: the new owner goes on
-                self._lost.discard(claim.row_id)
-                if task.uncancel() == 0:
-                    return
-                raise  # a shutdown arrived as well
-            await asyncio.shield(self._end(claim, token, VodState.DOWNLOADED, 0, error=None))
-            self._log.info("upload_interrupted", why="shutdown; the session is kept to resume")
-            raise
+            return await self._publish_all(claim, token, begin)
         except UploadsPaused as exc:
             await self._paused(claim, token, exc)
         except VideoRejected as exc:
-            await self._end(claim, token, VodState.FAILED_PERMANENT, 1, error=str(exc))
+            await self._end(claim, token, Event.UPLOAD_GAVE_UP, error=str(exc))
             self._metrics.uploads_failed.inc()
             self._log.error("upload_rejected", reason=str(exc))
+            return False
         except (DatabaseUnavailable, LeaseLost) as exc:
             self._log.warning("upload_interrupted", reason=str(exc))  # the lease runs out
         except (TransientError, PermanentError) as exc:
             await self._failed(claim, token, exc)
+            return False
         except Exception as exc:  # a bug or the filesystem: a counted attempt, never a crash
             self._log.exception("upload_crashed")
             await self._failed(claim, token, exc)
-        finally:
-            heartbeat.cancel()
+            return False
+        return None
 
-    async def _heartbeat(self, claim: UploadClaim, token: str, task: asyncio.Task[None]) -> None:
-        while True:
-            await asyncio.sleep(self._lease_s / 3)
-            try:
-                owned = await self._store.upload_heartbeat(claim.row_id, owner=token,
-                                                           lease_s=self._lease_s)  # fmt: skip
-            except DatabaseUnavailable:
-                continue
-            if not owned:
-                self._log.warning("upload_taken_over")
-                self._lost.add(claim.row_id)
-                task.cancel()
-                return
-
-    async def _publish_all(self, claim: UploadClaim, token: str, begin: float) -> None:
+    async def _publish_all(self, claim: UploadClaim, token: str, begin: float) -> bool | None:
         parts = await self._parts(claim)
         self._log.info("upload_started", parts=len(parts), attempt=claim.failed_attempts + 1,
                        done=sum(1 for p in parts if p.video_id))  # fmt: skip
+        marks = await ReplayStore(self._store.pool).chapter_marks(claim.vod_id)  # issue 13
         facts = metadata.VodFacts(claim.vod_id, claim.channel, claim.title, claim.created_at,
-                                  claim.url, claim.duration_s, claim.muted_segments)  # fmt: skip
+                                  claim.url, claim.duration_s, claim.muted_segments,
+                                  marks, generation=claim.generation)  # fmt: skip
         videos: list[str] = []
         for part in parts:
             video_id = part.video_id
@@ -262,7 +258,7 @@ class UploadStage:
         total_s = await self._store.upload_done(claim.row_id, owner=token, youtube_url=url)
         if total_s is None:
             self._log.info("upload_result_not_recorded", why="taken over meanwhile")
-            return
+            return None
         self._metrics.uploads_succeeded.inc()
         self._metrics.upload_duration.observe(elapsed)
         self._metrics.processing_total_duration.observe(total_s)
@@ -274,8 +270,27 @@ class UploadStage:
                        up_ms=round(elapsed * 1000))  # fmt: skip
         await log_vod_process(self._store, "vod_processed", upl_ms=elapsed * 1000,
                               total_ms=total_s * 1000)  # fmt: skip
-        if self._policy.delete_after_upload:
-            await self._delete_files(claim)
+        if claim.delete_old_videos:
+            await self._delete_old_videos(claim)
+        if self._policy.after_upload is not None:
+            await self._policy.after_upload(claim.row_id)
+        return True
+
+    async def _delete_old_videos(self, claim: UploadClaim) -> None:
+        """A reprocess asked for it: the earlier generation's videos go, now that every new
+        part is confirmed. A failure is logged and left for the operator; never a new upload."""
+        for old in await self._store.history_to_delete(claim.row_id):
+            try:
+                await self._publisher.pay("videos.delete")
+                await self._publisher.client.video_delete(str(old["video_id"]))
+            except (TransientError, PermanentError, QuotaExhausted) as exc:
+                self._log.warning("old_video_delete_failed", video_id=old["video_id"],
+                                  reason=str(exc))  # fmt: skip
+                continue
+            await self._store.history_deleted(claim.row_id, int(old["generation"]),
+                                              int(old["part"]))  # fmt: skip
+            self._log.info("old_video_deleted", video_id=old["video_id"],
+                           generation=old["generation"], part=old["part"])  # fmt: skip
 
     async def _parts(self, claim: UploadClaim) -> list[UploadPart]:
         """The VOD's recorded parts; planned (and split) at the first attempt."""
@@ -292,7 +307,12 @@ class UploadStage:
             pieces = [splitter.Piece(path, 0.0, duration, size)]
         else:
             self._log.info("upload_splitting", parts=count, duration_s=duration, size=size)
-            pieces = await splitter.split(path, count, duration_s=duration,
+            marks = await ReplayStore(self._store.pool).chapter_marks(claim.vod_id)  # issue 13
+            limit = splitter.part_limit_s(duration, size, max_duration_s=policy.max_part_duration_s,
+                                          max_bytes=policy.max_part_bytes)  # fmt: skip
+            points = splitter.plan_cuts(duration, count, limit_s=limit, chapter_starts=[
+                at for at, _ in marks], distance_s=policy.split_chapter_distance_s)  # fmt: skip
+            pieces = await splitter.split(path, count, duration_s=duration, points=points,
                                           ffmpeg_bin=self._policy.ffmpeg,
                                           ffprobe_bin=self._policy.ffprobe)  # fmt: skip
         planned = [
@@ -300,7 +320,7 @@ class UploadStage:
                 part=n, parts=len(pieces), file_path=str(p.path), file_size=p.size,
                 fingerprint=await asyncio.to_thread(fingerprint, p.path),
                 start_s=p.start_s, duration_s=p.duration_s,
-                marker=metadata.marker(claim.vod_id, n, len(pieces)),
+                marker=metadata.marker(claim.vod_id, n, len(pieces), claim.generation),
             )
             for n, p in enumerate(pieces, start=1)
         ]  # fmt: skip
@@ -320,27 +340,22 @@ class UploadStage:
             return
         await self._store.upload_playlist_added(claim.row_id, part.part)
 
-    async def _delete_files(self, claim: UploadClaim) -> None:
-        directory = claim.file_path.parent
-        if not directory.resolve().is_relative_to(self._data_dir) or directory == self._data_dir:
-            self._log.warning("upload_files_kept", why="outside DATA_DIR", path=str(directory))
-            return
-        await asyncio.to_thread(shutil.rmtree, directory, True)
-        with contextlib.suppress(DatabaseUnavailable):
-            await self._store.vod_file_deleted(claim.row_id)
-        self._log.info("upload_files_deleted", path=str(directory))
-
     # --- outcomes -----------------------------------------------------------------------------
 
-    async def _end(self, claim: UploadClaim, token: str, state: VodState, failed: int, *,
-                   error: str | None, next_at: datetime | None = None) -> bool:  # fmt: skip
+    async def _end(self, claim: UploadClaim, token: str, event: Event, *, error: str | None,
+                   delay_s: float = 0.0) -> bool:  # fmt: skip
+        """Record the lifecycle's transition for `event` from `uploading`, if still ours."""
+        done = lifecycle.record(
+            lifecycle.transition_for(event, VodState.UPLOADING), VodState.UPLOADING,
+            now=self._clock(), delay_s=delay_s, error=error,
+        )  # fmt: skip
         try:
             return await self._store.upload_finish(
-                claim.row_id, owner=token, state=state.value, failed=failed,
-                next_attempt_at=next_at, error=error,
+                claim.row_id, owner=token, state=done.target.value, failed=int(done.failure),
+                next_attempt_at=done.next_attempt_at, error=error,
             )  # fmt: skip
         except DatabaseUnavailable as exc:
-            self._log.warning("upload_record_failed", reason=str(exc), state=state)
+            self._log.warning("upload_record_failed", reason=str(exc), state=done.target)
             return False
 
     async def _paused(self, claim: UploadClaim, token: str, exc: UploadsPaused) -> None:
@@ -348,8 +363,8 @@ class UploadStage:
         await self._shared.circuit(lambda c: breaker.on_neutral(c, now))
         if isinstance(exc, YouTubeAuthRevoked):
             refused = self._auth.refused
-            state = VodState.WAITING_FOR_AUTH if refused else VodState.DOWNLOADED
-            await self._end(claim, token, state, 0, error=str(exc))
+            event = Event.AUTH_REFUSED if refused else Event.UPLOAD_DEFERRED
+            await self._end(claim, token, event, error=str(exc))
             if refused:
                 await self._store.vods_auth(waiting=True)
                 self._metrics.youtube_auth_waiting.set(1)
@@ -359,7 +374,7 @@ class UploadStage:
         quota = isinstance(exc, QuotaExhausted)
         until = next_reset(now) if quota else now + self._policy.upload_limit_cooldown
         await self._shared.set_pause(Pause(until, exc.reason))
-        await self._end(claim, token, VodState.DOWNLOADED, 0,
+        await self._end(claim, token, Event.UPLOAD_DEFERRED,
                         error=f"{exc} (uploads resume {until.isoformat()})")  # fmt: skip
         self._metrics.uploads_paused.labels(reason=exc.reason).inc()
         self._log.warning("uploads_paused", reason=exc.reason, until=until.isoformat(),
@@ -367,19 +382,12 @@ class UploadStage:
 
     async def _failed(self, claim: UploadClaim, token: str, exc: BaseException) -> None:
         reason = f"{exc.__class__.__name__}: {exc}" if not str(exc) else str(exc)
-        failures = claim.failed_attempts + 1
-        permanent = isinstance(exc, PermanentError) or failures >= self._policy.max_attempts
-        if permanent:
-            if failures >= self._policy.max_attempts and not isinstance(exc, PermanentError):
-                reason = f"gave up after {failures} attempts: {reason}"
-            recorded = await self._end(claim, token, VodState.FAILED_PERMANENT, 1,
-                                       error=reason[:500])  # fmt: skip
-        else:
-            delay = retry_delay_s(failures, base_s=self._policy.backoff_base_s,
-                                  cap_s=self._policy.backoff_max_s)  # fmt: skip
-            next_at = self._clock() + timedelta(seconds=delay)
-            recorded = await self._end(claim, token, VodState.FAILED_RETRYABLE, 1,
-                                       error=reason[:500], next_at=next_at)  # fmt: skip
+        decision = lifecycle.retry_decision(
+            "upload", claim.failed_attempts, reason[:500],
+            permanent=isinstance(exc, PermanentError), policy=self._retry,
+        )  # fmt: skip
+        recorded = await self._end(claim, token, decision.event, error=decision.reason[:500],
+                                   delay_s=decision.delay_s)  # fmt: skip
         self._metrics.uploads_failed.inc()
         now = self._clock()
         before, after = await self._shared.circuit(lambda c: breaker.on_failure(
@@ -389,8 +397,9 @@ class UploadStage:
             until = after.open_until.isoformat() if after.open_until else None
             self._log.error("circuit opened", failures=after.failures, open_until=until,
                             recorded=recorded)  # fmt: skip
-        self._log.warning("upload_failed", reason=reason[:500], permanent=permanent,
-                          attempt=failures)  # fmt: skip
+        self._log.warning("upload_failed", reason=decision.reason,
+                          attempt=claim.failed_attempts + 1,
+                          permanent=decision.event is Event.UPLOAD_GAVE_UP)  # fmt: skip
 
     # --- status -------------------------------------------------------------------------------
 

@@ -92,6 +92,7 @@ class HelixClient:
         client_id: str,
         metrics: Metrics,
         timeout_s: float = 10.0,
+        vod_types: tuple[str, ...] = ("archive",),
         retry: RetryPolicy | None = None,
         wall_clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -102,6 +103,7 @@ class HelixClient:
         self._token = token
         self._api = api_url
         self._client_id = client_id
+        self._vod_types = vod_types
         self._metrics = metrics
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
@@ -139,12 +141,19 @@ class HelixClient:
         return found
 
     async def videos_page(self, user_id: str, after: str | None = None) -> VideosPage:
-        """One page (100, newest first) of a channel's past broadcasts."""
-        params = [("user_id", user_id), ("type", "archive"), ("first", str(PAGE_SIZE))]
+        """One page (100, newest first) of a channel's videos of the types TWITCH_VOD_TYPES names.
+
+        Helix's `type` takes one value: several types are read as `type=all` and filtered here,
+        so one listing (and one watermark) still covers the channel.
+        """
+        kind = self._vod_types[0] if len(self._vod_types) == 1 else "all"
+        params = [("user_id", user_id), ("type", kind), ("first", str(PAGE_SIZE))]
         if after:
             params.append(("after", after))
         body = await self._call("videos", "/videos", params)
         videos, rejected = _parse_videos(data_items(body))
+        if kind == "all":
+            videos = [v for v in videos if v.type in self._vod_types]
         return VideosPage(tuple(videos), next_cursor(body), tuple(rejected))
 
     async def videos_by_id(
@@ -259,6 +268,7 @@ class HelixClient:
                 self._log.info(
                     "helix_rate_limit_wait", endpoint=endpoint, wait_ms=round(wait * 1000)
                 )
+                self._count_wait(wait)
                 await self._sleep(wait)
             self._limit.spend(self._wall())
 
@@ -275,7 +285,12 @@ class HelixClient:
         wait_s = min(max(wait_s, 1.0), self._retry.max_rate_limit_wait_s)
         wait_s += self._rng.random() * 0.5
         self._log.warning("helix_rate_limited", endpoint=endpoint, wait_ms=round(wait_s * 1000))
+        self._count_wait(wait_s)
         await self._sleep(wait_s)
+
+    def _count_wait(self, wait_s: float) -> None:
+        self._metrics.helix_ratelimit_waits.inc()
+        self._metrics.helix_ratelimit_wait_seconds.inc(wait_s)
 
     async def _backoff(self, endpoint: str, failures: int, reason: str) -> None:
         if failures >= self._retry.attempts:

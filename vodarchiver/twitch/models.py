@@ -51,6 +51,7 @@ class HelixVideo:
     viewable: str
     duration_s: int
     muted_segments: tuple[MutedSegment, ...]
+    type: str = "archive"  # archive, highlight or upload
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ def parse_video(item: object) -> HelixVideo:
         viewable=_str(item, "viewable"),
         duration_s=parse_twitch_duration(_str(item, "duration", empty_ok=False)),
         muted_segments=_muted(item.get("muted_segments")),
+        type=_str(item, "type") if "type" in item else "archive",
     )
 
 

@@ -248,6 +248,14 @@ class YouTubeClient:
         token = body.get("nextPageToken")
         return items, token if isinstance(token, str) and token else None
 
+    async def video_delete(self, video_id: str) -> None:
+        """Delete a video (`videos.delete`); a video already gone counts as deleted."""
+        answer = await self._send("DELETE", f"{self._api}/youtube/v3/videos",
+                                  what="videos.delete", params={"id": video_id})  # fmt: skip
+        if answer.status_code == 404:
+            return
+        raise_for(answer, what="videos.delete")
+
     async def playlist_add(self, playlist_id: str, video_id: str) -> None:
         """Add a video to a playlist (`playlistItems.insert`)."""
         answer = await self._send(

@@ -35,7 +35,9 @@ def run_consent_flow(settings: Settings, *, open_browser: bool) -> str:
     # the authorization code: neither may reach our log.
     for name in ("requests_oauthlib", "oauthlib", "google_auth_oauthlib"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    flow = InstalledAppFlow.from_client_config(config, scopes=SCOPES)
+    captions = ["https://www.googleapis.com/auth/youtube.force-ssl"]  # captions.insert needs it
+    scopes = SCOPES + (captions if settings.youtube_chat_captions else [])
+    flow = InstalledAppFlow.from_client_config(config, scopes=scopes)
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # the URL must show before the flow blocks
     credentials = flow.run_local_server(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from vodarchiver.youtube import chapters
+
 TITLE_MAX_CHARS = 100
 DESCRIPTION_MAX_BYTES = 5000
 TAGS_MAX_CHARS = 500
@@ -37,7 +39,8 @@ class VodFacts:
     url: str
     duration_s: int
     muted_segments: Sequence[Mapping[str, Any]]
-    chapters: Sequence[tuple[int, str]] = ()  # (offset in seconds, name); none from Helix yet
+    chapters: Sequence[tuple[float, str]] = ()  # (start in seconds, title), from Twitch GQL
+    generation: int = 1  # bumped by each reprocess; the marker names it
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,15 @@ class VideoMetadata:
         }
 
 
-def marker(vod_id: str, part: int, parts: int) -> str:
-    """The machine marker that identifies a part on YouTube."""
-    return f"[vodarchiver vod={vod_id} part={part}/{parts}]"
+def marker(vod_id: str, part: int, parts: int, generation: int = 1) -> str:
+    """The machine marker that identifies a part on YouTube.
+
+    A reprocessed VOD (generation 2 and on) names its generation, so the search for a new part's
+    marker never finds, and adopts, a video of an earlier generation (the first generation keeps
+    the form it always had, so videos published before reprocessing existed are still found).
+    """
+    gen = f" gen={generation}" if generation > 1 else ""
+    return f"[vodarchiver vod={vod_id}{gen} part={part}/{parts}]"
 
 
 def marker_tags(vod_id: str, part: int, parts: int) -> tuple[str, ...]:
@@ -83,17 +92,41 @@ def marker_tags(vod_id: str, part: int, parts: int) -> tuple[str, ...]:
 
 
 def check_template(template: str) -> str:
-    """A template's text, or ValueError naming the first unknown or malformed field."""
+    """A template's text, or ValueError naming the first field that is not a plain field name.
+
+    Only `{name}` is allowed: attribute or index access (`{title.__class__}`, `{title[0]}`)
+    publishes Python internals, a conversion (`{title!r}`) or a format spec (`{title:d}`,
+    `{title:>300000000}`) fails every upload or eats memory, so all of them are refused here,
+    at start-up, rather than at the first upload.
+    """
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ValueError(f"is not a valid template ({exc}); write literal braces as {{{{ }}}}") \
             from None  # fmt: skip
-    for name in fields:
-        base = re.split(r"[.\[]", name, maxsplit=1)[0]
-        if base not in TEMPLATE_FIELDS:
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        shown = (
+            "{"
+            + name
+            + (f"!{conversion}" if conversion else "")
+            + (f":{spec}" if spec else "")
+            + "}"
+        )
+        if name not in TEMPLATE_FIELDS:
+            if re.split(r"[.\[]", name, maxsplit=1)[0] in TEMPLATE_FIELDS:
+                raise ValueError(
+                    f"field {shown[:60]} uses attribute or index access; only plain names like "
+                    "{title} are allowed"
+                )
             raise ValueError(
-                f"unknown field {{{name}}}; the fields are {', '.join(TEMPLATE_FIELDS)}"
+                f"unknown field {shown[:60]}; the fields are {', '.join(TEMPLATE_FIELDS)}"
+            )
+        if conversion or spec:
+            raise ValueError(
+                f"field {shown[:60]} has a conversion or format spec; only plain names like "
+                "{title} are allowed"
             )
     return template
 
@@ -138,9 +171,8 @@ def _muted_lines(facts: VodFacts, span: PartSpan) -> list[str]:
 
 
 def _chapters_text(facts: VodFacts, span: PartSpan) -> str:
-    inside = [(at - span.start_s, name) for at, name in facts.chapters
-              if span.start_s <= at < span.end_s]  # fmt: skip
-    return "\n".join(f"{clock(at)} {clean(name)}" for at, name in inside)
+    marks = [(float(at), clean(name)) for at, name in facts.chapters]
+    return chapters.block(marks, span.start_s, span.end_s)
 
 
 def _fields(facts: VodFacts, span: PartSpan) -> dict[str, Any]:
@@ -171,8 +203,10 @@ def build(
     title = " ".join(clean(title_template.format(**fields)).split())
     title = cut_chars(title or fields["title"], TITLE_MAX_CHARS - len(suffix)) + suffix
 
-    mark = marker(facts.vod_id, span.part, span.parts)
+    mark = marker(facts.vod_id, span.part, span.parts, facts.generation)
     body = clean(description_template.format(**fields)).strip()
+    if fields["chapters"] and "{chapters}" not in description_template:
+        body += "\n\n" + fields["chapters"]  # the template left them out: listed after it
     muted = _muted_lines(facts, span)
     if muted:
         body += "\n\nMuted by Twitch (no sound in these stretches):\n" + "\n".join(muted)
