@@ -188,6 +188,73 @@ async def test_a_refused_action_shows_the_lifecycles_reason(
         await daemon.stop()
 
 
+async def test_with_admin_token_actions_need_a_login_and_a_form_from_another_site_does_nothing(
+    db_url: str, open_dir: Path, console: Console
+) -> None:
+    """With ADMIN_TOKEN: an action before logging in is refused (401); the login form sets an HttpOnly SameSite=Strict session; the action then works; another site's auto-submitted form changes nothing; after logging out the action is refused again."""
+    token = "console-admin-token-7f3a"
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO vods (twitch_vod_id, channel, title, state, priority) "
+            "VALUES ('910', 'alice', 'waiting', 'failed_permanent', 0)"
+        )
+    env = base_env(DATABASE_URL=db_url, DATA_DIR=str(open_dir), ADMIN_TOKEN=token)
+    daemon = await Daemon(env).start()
+    foreign: LocalServer | None = None
+    try:
+        base = await daemon.started()
+        page = console.page
+        await page.goto(f"{base}/ui/vods/910")
+        await expect(page.locator("#session")).to_contain_text("Log in")
+        await page.get_by_role("button", name="Priority").click()
+        await expect(page.locator("#action-result")).to_contain_text("priority refused (HTTP 401)")
+
+        await page.goto(f"{base}/ui/login")
+        await page.get_by_label("Admin token").fill("not-the-token")
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.locator("#login-result")).to_have_text("That token is not right.")
+        await page.get_by_label("Admin token").fill(token)
+        await page.get_by_role("button", name="Log in").click()
+        await expect(page.locator("#session")).to_contain_text("Log out")
+        cookies = {c["name"]: c for c in await page.context.cookies()}
+        session = cookies["vodarchiver_session"]
+        assert (session["httpOnly"], session["sameSite"]) == (True, "Strict")
+        assert token not in session["value"]
+
+        await page.goto(f"{base}/ui/vods/910")
+        await page.get_by_role("button", name="Priority").click()
+        await expect(page.locator("#action-result")).to_contain_text(
+            "priority: failed_permanent → failed_permanent"
+        )
+        await expect(page.locator("#timeline li")).to_have_count(1)
+        await expect(page.locator("#timeline li")).to_contain_text("(session, priority 0)")
+
+        # Another site's page posts a form at the daemon (a "simple" request: no CORS preflight).
+        form = (
+            f'<!doctype html><form id="f" method="post" action="{base}/admin/vods/910/skip">'
+            '<input name="x" value="1"></form><script>document.getElementById("f").submit()'
+            "</script>"
+        )
+        foreign = await _foreign_page(form)
+        answer = await page.goto(foreign.url + "/")
+        assert answer is not None
+        await page.wait_for_url(f"{base}/admin/vods/910/skip")
+        await expect(page.locator("body")).to_contain_text("from another")
+        assert await vod_state(base, "910") == "failed_permanent"
+
+        await page.goto(f"{base}/")
+        await page.get_by_role("button", name="Log out").click()
+        await expect(page.locator("#session")).to_contain_text("Log in")
+        await page.goto(f"{base}/ui/vods/910")
+        await page.get_by_role("button", name="Restore").click()
+        await expect(page.locator("#action-result")).to_contain_text("restore refused (HTTP 401)")
+        assert await vod_state(base, "910") == "failed_permanent"
+    finally:
+        if foreign is not None:
+            await foreign.stop()
+        await daemon.stop()
+
+
 CHAT_MESSAGES = 100_000
 
 
