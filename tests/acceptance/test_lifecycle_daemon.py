@@ -11,7 +11,7 @@ import psycopg
 
 from tests.acceptance.test_download_daemon import World, world
 from tests.acceptance.test_upload_daemon import Google, google
-from tests.daemon import Daemon
+from tests.daemon import Daemon, base_env
 
 __all__ = ["google", "world"]  # the fixtures, shared with the download and upload tests
 
@@ -126,5 +126,33 @@ async def test_the_runbooks_update_gets_the_vod_published_again(
             )
         await published(daemon, vod_id, 2)
         assert len(google.fake.uploaded()) == 2
+    finally:
+        await daemon.stop()
+
+
+async def test_the_cli_acts_with_the_admin_token_and_is_refused_without_it(
+    db_url: str, open_dir: Path
+) -> None:
+    """With ADMIN_TOKEN set on the daemon, `vodarchiver vods cancel` without the token exits 1 naming ADMIN_TOKEN and changes nothing; with it, the VOD is canceled and the audit row says `token`."""
+    token = "cli-admin-token-5d21"
+    async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+        await conn.execute("INSERT INTO vods (twitch_vod_id, channel, title, state) "
+                           "VALUES ('920', 'alice', 'waiting', 'queued')")  # fmt: skip
+    env = base_env(DATABASE_URL=db_url, DATA_DIR=str(open_dir), ADMIN_TOKEN=token)
+    daemon = await Daemon(env).start()
+    try:
+        base = await daemon.started()
+        without = {k: v for k, v in env.items() if k != "ADMIN_TOKEN"}
+        code, _, err = await cli(base, without, "cancel", "920")
+        assert code == 1
+        assert "ADMIN_TOKEN" in err
+        assert token not in err
+        code, out, err = await cli(base, env, "cancel", "920")
+        assert code == 0, err
+        assert '"state": "canceled"' in out
+        async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
+            rows = await (await conn.execute(
+                "SELECT action, actor, from_state, to_state FROM vod_audit")).fetchall()  # fmt: skip
+        assert rows == [("cancel", "token", "queued", "canceled")]
     finally:
         await daemon.stop()

@@ -421,9 +421,6 @@ UPDATE vods SET
 WHERE id = %(id)s AND claimed_by = %(owner)s AND state = 'uploading'
 RETURNING extract(epoch FROM now() - created_at);
 
--- name: vod_file_deleted
-UPDATE vods SET file_path = NULL, updated_at = now() WHERE id = %(id)s;
-
 -- name: upload_parts
 SELECT part, parts, file_path, file_size, fingerprint, start_s, duration_s, marker, title,
        session_uri, sessions_started, bytes_confirmed, bytes_sent, video_id, upload_status,

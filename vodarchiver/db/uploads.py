@@ -176,11 +176,6 @@ class UploadStore(Store):
         )
         return float(rows[0][0]) if rows else None
 
-    async def vod_file_deleted(self, row_id: int) -> None:
-        """The VOD's local file is gone (DELETE_AFTER_UPLOAD)."""
-        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
-            await conn.execute(q("vod_file_deleted"), {"id": row_id})
-
     async def vods_auth(self, *, waiting: bool) -> list[str]:
         """Move every VOD waiting to be published into (or out of) `waiting_for_auth`."""
         query = q("vods_auth_wait") if waiting else q("vods_auth_resume")
