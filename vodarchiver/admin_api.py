@@ -87,7 +87,7 @@ class AdminApi:
                 Param("minutes", "integer", "body", minimum=1, maximum=MAX_PAUSE_MINUTES,
                       description="How long; without it, until resumed."),
                 Param("reason", location="body", max_length=200, pattern="^.{1,200}$",
-                      description="Shown in /status and the monitor."),
+                      printable=True, description="Shown in /status and the monitor."),
             ), responses={200: "`{\"paused\", \"until\", \"reason\"}`", **_DB_DOWN}),
             Endpoint("/admin/uploads/resume", ("POST",), self.uploads_resume,
                      "Lift any upload pause", body=(),

@@ -458,10 +458,11 @@ def start_parts(
         chat=ChatStore(db.pool), chat_status=chat.status if chat else None,
         notifications=sender.status, archive=archive.vod_fields,
     )  # fmt: skip
-    console = build_console(
+    console_endpoints, console_routes = build_console(
         settings, api, db.pool, chat.status if chat else None, google_client or http_client
     )
-    app = build_app(api, metrics, GuardPolicy.from_settings(settings), extra_routes=console)
+    app = build_app(api, metrics, GuardPolicy.from_settings(settings), extra=console_endpoints,
+                    extra_routes=console_routes)  # fmt: skip
     server = HttpServer(app, sock)
     # Core tasks stop the daemon when they end; optional stages are restarted with backoff.
     supervisor.start("http", server.serve(), stop=server.stop)

@@ -21,6 +21,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute
@@ -392,8 +393,22 @@ def build_app(
     endpoints.append(Endpoint("/openapi.json", ("GET",), openapi_json,
                               "This OpenAPI document", responses={200: "OpenAPI 3.1"}))  # fmt: skip
     spec.update(document(endpoints, title="vodarchiver", version=__version__))
-    app = Starlette(routes=[*(endpoint.route() for endpoint in endpoints), *extra_routes])
+    app = Starlette(
+        routes=[*(endpoint.route() for endpoint in endpoints), *extra_routes],
+        exception_handlers={404: _not_found, 405: _wrong_method},
+    )
     return RequestContext(WebGuard(app, policy), metrics)
+
+
+async def _not_found(_: Request, __: Exception) -> Response:
+    return JSONResponse({"error": "path: no such route (see /openapi.json)", "parameter": "path"},
+                        404)  # fmt: skip
+
+
+async def _wrong_method(request: Request, exc: Exception) -> Response:
+    allow = dict(exc.headers or {}) if isinstance(exc, HTTPException) else {}
+    return JSONResponse({"error": f"method: {request.method[:16]} is not allowed here",
+                         "parameter": "method"}, 405, headers=allow)  # fmt: skip
 
 
 def bind(addr: HostPort) -> socket.socket:

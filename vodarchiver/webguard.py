@@ -151,8 +151,8 @@ def identify(policy: GuardPolicy, facts: Facts, now: float) -> tuple[str | None,
         scheme, _, given = facts.headers.get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and token_matches(policy, given.strip()):
             return "token", None
-        cookie = session_cookie(facts.headers.get("cookie", ""))
-        if cookie is not None and session_valid(policy, cookie, now):
+        cookie = valid_session(policy, facts.headers.get("cookie", ""), now)
+        if cookie is not None:
             return "session", cookie
         return None, None
     if is_loopback(facts.client) and not any(h in facts.headers for h in _PROXY_HEADERS):
@@ -293,12 +293,28 @@ def csrf_token(policy: GuardPolicy, cookie: str) -> str:
     return _mac(policy, b"csrf", cookie)
 
 
-def session_cookie(header: str) -> str | None:
-    """The value of `vodarchiver_session` in a Cookie header, if any."""
+def session_cookies(header: str) -> list[str]:
+    """Every value of `vodarchiver_session` in a Cookie header (a cookie set by another path or
+    a parent domain may shadow ours under the same name, so each one is tried)."""
+    out = []
     for part in header.split(";"):
         name, sep, value = part.strip().partition("=")
         if sep and name == SESSION_COOKIE:
-            return value.strip().strip('"')
+            out.append(value.strip().strip('"'))
+    return out
+
+
+def session_cookie(header: str) -> str | None:
+    """The first value of `vodarchiver_session` in a Cookie header, if any."""
+    found = session_cookies(header)
+    return found[0] if found else None
+
+
+def valid_session(policy: GuardPolicy, header: str, now: float) -> str | None:
+    """The first session cookie in the header that is valid now, if any."""
+    for cookie in session_cookies(header)[:8]:
+        if session_valid(policy, cookie, now):
+            return cookie
     return None
 
 

@@ -13,18 +13,36 @@ import time
 from collections.abc import Callable
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from vodarchiver.logs import get_logger
 from vodarchiver.webguard import (
     GuardPolicy,
     csrf_token,
     new_session,
-    session_cookie,
     set_cookie_header,
     token_matches,
+    valid_session,
 )
 from vodarchiver.webspec import Endpoint, Param
+
+
+def _is_form(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/x-www-form-urlencoded"
+
+
+def _over_https(request: Request) -> bool:
+    """Whether the browser reached us over https: directly, or through a TLS-terminating proxy
+    that says so (`X-Forwarded-Proto`, `Forwarded: proto=`). Believing the header can only make
+    the cookie stricter (Secure), never grant anything."""
+    if request.url.scheme == "https":
+        return True
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    if forwarded == "https":
+        return True
+    first = request.headers.get("forwarded", "").split(",")[0].lower()
+    return any(p.strip() == "proto=https" for p in first.split(";"))
 
 
 class Sessions:
@@ -46,9 +64,11 @@ class Sessions:
             self._log.warning("admin_login_refused")
             return JSONResponse({"error": "token: not the ADMIN_TOKEN", "parameter": "token"}, 401)
         cookie = new_session(self._policy, self._clock())
-        response = JSONResponse({"csrf": csrf_token(self._policy, cookie)})
+        response: Response = JSONResponse({"csrf": csrf_token(self._policy, cookie)})
+        if _is_form(request):  # the login page without its script: back to the console
+            response = RedirectResponse("/", status_code=303)
         response.headers["set-cookie"] = set_cookie_header(
-            cookie, max_age=self._policy.session_ttl_s, secure=request.url.scheme == "https"
+            cookie, max_age=self._policy.session_ttl_s, secure=_over_https(request)
         )
         self._log.info("admin_login")
         return response
@@ -57,14 +77,14 @@ class Sessions:
         """Clear the session cookie (a stateless session simply stops being sent)."""
         response = JSONResponse({"authenticated": False})
         response.headers["set-cookie"] = set_cookie_header(
-            "", max_age=0, secure=request.url.scheme == "https"
+            "", max_age=0, secure=_over_https(request)
         )
         return response
 
     async def session(self, request: Request) -> Response:
         """Whether a login is required, whether this request is authenticated, and its CSRF."""
         actor = getattr(request.state, "actor", None)
-        cookie = session_cookie(request.headers.get("cookie", ""))
+        cookie = valid_session(self._policy, request.headers.get("cookie", ""), self._clock())
         required = self._policy.token_required
         authenticated = actor in ("token", "session") or (not required and actor == "loopback")
         csrf = csrf_token(self._policy, cookie) if actor == "session" and cookie else None
@@ -82,6 +102,7 @@ class Sessions:
                             description="The ADMIN_TOKEN."),),
                 form=True,
                 responses={200: "Logged in: `{\"csrf\"}`; sets the `vodarchiver_session` cookie.",
+                           303: "Logged in from the login page's form (no script): to `/`.",
                            401: "Not the ADMIN_TOKEN.", 409: "ADMIN_TOKEN is not set."},
                 tags=("session",),
             ),

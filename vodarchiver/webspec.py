@@ -46,8 +46,9 @@ Location = Literal["path", "query", "body"]
 Handler = Callable[[Request], Awaitable[Response]]
 
 # Control characters never belong in an id, a name or a cursor, and NUL is refused by PostgreSQL
-# with an error that would otherwise surface as a 500.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# with an error that would otherwise surface as a 500; nor do lone surrogates (JSON's `\ud800`),
+# which neither PostgreSQL nor a JSON answer can encode.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
 # Decimal notation only: float() would also take "inf", "nan", "1_0" and surrounding spaces.
 _NUMBER = re.compile(r"[+-]?(?:[0-9]{1,20}(?:\.[0-9]{0,20})?|\.[0-9]{1,20})(?:e[+-]?[0-9]{1,3})?",
@@ -83,12 +84,13 @@ class Param:
     maximum: float | None = None
     pattern: str | None = None  # anchored with ^...$, valid for Python and JSON Schema alike
     max_length: int = 256
+    printable: bool = False  # text shown to people: no format or separator characters either
     enum: tuple[str, ...] | None = None
     default: Any = None
 
     def parse(self, raw: str) -> Any:
         """A path or query value, as text, to its typed value; BadInput when not allowed."""
-        if _CONTROL.search(raw):
+        if CONTROL_CHARS.search(raw):
             raise BadInput(self.name, "control characters are not allowed")
         if len(raw) > self.max_length:
             raise BadInput(self.name, f"at most {self.max_length} characters")
@@ -123,7 +125,7 @@ class Param:
             return value
         if not isinstance(value, str):
             raise BadInput(self.name, "must be a string")
-        if _CONTROL.search(value):
+        if CONTROL_CHARS.search(value):
             raise BadInput(self.name, "control characters are not allowed")
         if len(value) > self.max_length:
             raise BadInput(self.name, f"at most {self.max_length} characters")
@@ -137,6 +139,8 @@ class Param:
         return value
 
     def _string(self, value: str) -> str:
+        if self.printable and not value.isprintable():
+            raise BadInput(self.name, "must be printable text")
         if self.enum is not None and value not in self.enum:
             raise BadInput(self.name, f"must be one of {', '.join(self.enum)}")
         if self.pattern is not None and not re.search(self.pattern, value):
@@ -159,6 +163,12 @@ class Param:
         if self.default is not None:
             out["default"] = self.default
         return out
+
+
+def shown_name(name: str) -> str:
+    """An undeclared name as an error may echo it: printable ASCII, at most 40 characters."""
+    text = name.encode("ascii", "backslashreplace").decode("ascii")[:40]
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _show(bound: float) -> str:
@@ -240,7 +250,7 @@ class Endpoint:
         declared = {p.name: p for p in self.body or ()}
         for key in doc:
             if key not in declared:
-                raise BadInput(str(key)[:40], "is not a field of this body")
+                raise BadInput(shown_name(key), "is not a field of this body")
         out: dict[str, Any] = {}
         for name, param in declared.items():
             if name in doc and doc[name] is not None:
@@ -272,7 +282,7 @@ def _form(raw: bytes) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in pairs:
         if key in out:
-            raise BadInput(key[:40], "given more than once")
+            raise BadInput(shown_name(key), "given more than once")
         out[key] = value
     return out
 

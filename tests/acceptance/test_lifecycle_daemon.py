@@ -133,26 +133,26 @@ async def test_the_runbooks_update_gets_the_vod_published_again(
 async def test_the_cli_acts_with_the_admin_token_and_is_refused_without_it(
     db_url: str, open_dir: Path
 ) -> None:
-    """With ADMIN_TOKEN set on the daemon, `vodarchiver vods cancel` without the token exits 1 naming ADMIN_TOKEN and changes nothing; with it, the VOD is canceled and the audit row says `token`."""
+    """With ADMIN_TOKEN set on the daemon, `vodarchiver vods priority` without the token exits 1 naming ADMIN_TOKEN and changes nothing; with it, the priority is set and the audit row says `token`."""
     token = "cli-admin-token-5d21"
     async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
         await conn.execute("INSERT INTO vods (twitch_vod_id, channel, title, state) "
-                           "VALUES ('920', 'alice', 'waiting', 'queued')")  # fmt: skip
+                           "VALUES ('920', 'alice', 'waiting', 'failed_permanent')")  # fmt: skip
     env = base_env(DATABASE_URL=db_url, DATA_DIR=str(open_dir), ADMIN_TOKEN=token)
     daemon = await Daemon(env).start()
     try:
         base = await daemon.started()
         without = {k: v for k, v in env.items() if k != "ADMIN_TOKEN"}
-        code, _, err = await cli(base, without, "cancel", "920")
+        code, _, err = await cli(base, without, "priority", "920", "5")
         assert code == 1
         assert "ADMIN_TOKEN" in err
         assert token not in err
-        code, out, err = await cli(base, env, "cancel", "920")
+        code, out, err = await cli(base, env, "priority", "920", "5")
         assert code == 0, err
-        assert '"state": "canceled"' in out
+        assert '"priority": 5' in out
         async with await psycopg.AsyncConnection.connect(db_url, autocommit=True) as conn:
             rows = await (await conn.execute(
                 "SELECT action, actor, from_state, to_state FROM vod_audit")).fetchall()  # fmt: skip
-        assert rows == [("cancel", "token", "queued", "canceled")]
+        assert rows == [("priority", "token", "failed_permanent", "failed_permanent")]
     finally:
         await daemon.stop()

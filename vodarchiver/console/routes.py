@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ from vodarchiver.chat_export import FORMATS, message_json
 from vodarchiver.console import views
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.console_store import SORTS, ConsoleStore, Cursor, VodFilter
-from vodarchiver.errors import DatabaseUnavailable
+from vodarchiver.errors import DatabaseUnavailable, DataRejected
 from vodarchiver.models import VodState
 from vodarchiver.pipeline.quota import next_reset
 from vodarchiver.pipeline.rules import retention_days
+from vodarchiver.webspec import CONTROL_CHARS, VOD_ID, shown_name
 
 CSP = (
     "default-src 'self'; img-src 'self' https:; object-src 'none'; base-uri 'none'; "
@@ -147,21 +149,38 @@ class Console:
     def routes(self) -> list[BaseRoute]:
         """Every console route, for `build_app`."""
         return [
-            Route("/", self.dashboard, methods=["GET"]),
-            Route("/ui/dashboard.json", self.dashboard_json, methods=["GET"]),
-            Route("/ui/dashboard/live", self.dashboard_live, methods=["GET"]),
-            Route("/ui/vods", self.vods, methods=["GET"]),
-            Route("/ui/vods.json", self.vods_json, methods=["GET"]),
-            Route("/ui/vods/{vod_id}", self.vod, methods=["GET"]),
-            Route("/ui/vods/{vod_id}/live", self.vod_live, methods=["GET"]),
-            Route("/ui/vods/{vod_id}/chat", self.chat, methods=["GET"]),
-            Route("/ui/vods/{vod_id}/chat.json", self.chat_json, methods=["GET"]),
-            Route("/ui/vods/{vod_id}/chat/export", self.chat_export, methods=["GET"]),
-            Route("/ui/channels", self.channels, methods=["GET"]),
-            Route("/ui/channels.json", self.channels_json, methods=["GET"]),
-            Route("/ui/login", self.login, methods=["GET"]),
+            Route("/", self._checked(self.dashboard), methods=["GET"]),
+            Route("/ui/dashboard.json", self._checked(self.dashboard_json), methods=["GET"]),
+            Route("/ui/dashboard/live", self._checked(self.dashboard_live), methods=["GET"]),
+            Route("/ui/vods", self._checked(self.vods), methods=["GET"]),
+            Route("/ui/vods.json", self._checked(self.vods_json), methods=["GET"]),
+            Route("/ui/vods/{vod_id}", self._checked(self.vod), methods=["GET"]),
+            Route("/ui/vods/{vod_id}/live", self._checked(self.vod_live), methods=["GET"]),
+            Route("/ui/vods/{vod_id}/chat", self._checked(self.chat), methods=["GET"]),
+            Route("/ui/vods/{vod_id}/chat.json", self._checked(self.chat_json), methods=["GET"]),
+            Route(
+                "/ui/vods/{vod_id}/chat/export", self._checked(self.chat_export), methods=["GET"]
+            ),
+            Route("/ui/channels", self._checked(self.channels), methods=["GET"]),
+            Route("/ui/channels.json", self._checked(self.channels_json), methods=["GET"]),
+            Route("/ui/login", self._checked(self.login), methods=["GET"]),
             Mount("/ui/static", app=_Static(), name="static"),
         ]
+
+    def _checked(self, handler: Handler) -> Handler:
+        """A handler behind the console's input rules: a VOD id as the API declares it, no
+        control characters in any parameter, and a value the database refuses a 400, not a 500."""
+
+        async def checked(request: Request) -> Response:
+            problem = _bad_input(request)
+            if problem is not None:
+                return self._error(request, 400, problem)
+            try:
+                return await handler(request)
+            except DataRejected as exc:
+                return self._error(request, 400, f"a parameter was refused: {exc}")
+
+        return checked
 
     # rendering
 
@@ -476,6 +495,20 @@ def _chat_cursor(raw: str | None) -> tuple[int, str] | None:
     if not raw:
         return None
     offset, sep, msg_id = raw.partition(":")
-    if not sep:
+    if not sep or not -(2**62) < int(offset) < 2**62:
         raise ValueError("cursor")
     return int(offset), msg_id
+
+
+_VOD_ID = re.compile(VOD_ID.pattern or "")
+
+
+def _bad_input(request: Request) -> str | None:
+    """Why the request's path or query cannot be used (None: it can)."""
+    vod_id = request.path_params.get("vod_id")
+    if vod_id is not None and not _VOD_ID.search(str(vod_id)):
+        return "vod_id: must be a Twitch VOD id"
+    for name, value in request.query_params.multi_items():
+        if CONTROL_CHARS.search(value):
+            return f"{shown_name(name)}: control characters are not allowed"
+    return None

@@ -22,6 +22,7 @@ from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.console_store import ConsoleStore
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.web import Api
+from vodarchiver.webspec import Endpoint
 from vodarchiver.youtube.crypto import TokenCipher, parse_key
 
 
@@ -31,8 +32,9 @@ def build_console(
     pool: psycopg_pool.AsyncConnectionPool[Any],
     chat_status: Callable[[], Awaitable[dict[str, Any]]] | None,
     http: httpx.AsyncClient,
-) -> list[BaseRoute]:
-    """The console's routes over the API's handlers and the daemon's pool."""
+) -> tuple[list[Endpoint], list[BaseRoute]]:
+    """The console's declared endpoints and its undeclared routes (HTML pages, files), over the
+    API's handlers and the daemon's pool."""
     options = ConsoleOptions(
         data_dir=settings.data_dir,
         disk_min_free_bytes=round(settings.disk_min_free_gb * 2**30),
@@ -53,7 +55,7 @@ def build_console(
         client=_google_client(settings), cipher=_cipher(settings), store=UploadStore(pool),
         http=http, render=console.render, off_reason=_off_reason(settings),
     )  # fmt: skip
-    return [*console.routes(), *connect.routes()]
+    return connect.endpoints(), [*console.routes(), *connect.routes()]
 
 
 def _timeline(api: Api) -> Timeline:

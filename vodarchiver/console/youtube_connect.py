@@ -35,6 +35,7 @@ from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import DatabaseUnavailable
 from vodarchiver.logs import get_logger
 from vodarchiver.values import Secret
+from vodarchiver.webspec import Endpoint, Param
 from vodarchiver.youtube.consent import SCOPES
 from vodarchiver.youtube.crypto import TokenCipher
 from vodarchiver.youtube.oauth import store_refresh_token
@@ -106,12 +107,27 @@ class YouTubeConnect:
         self._log = get_logger("youtube_auth")
 
     def routes(self) -> list[BaseRoute]:
-        """The three routes."""
+        """The consent flow's two pages (HTML, so not in `/openapi.json`)."""
         return [
             Route("/admin/youtube/connect", self.connect, methods=["GET"]),
             Route(CALLBACK_PATH, self.callback, methods=["GET"]),
-            Route("/admin/youtube/token", self.put_token, methods=["POST"]),
         ]
+
+    def endpoints(self) -> list[Endpoint]:
+        """`POST /admin/youtube/token`, declared (validated, in `/openapi.json`, fuzzed)."""
+        return [
+            Endpoint(
+                "/admin/youtube/token", ("POST",), self.put_token,
+                "Store a YouTube refresh token as a new generation",
+                body=(Param("refresh_token", location="body", required=True,
+                            max_length=MAX_TOKEN_LENGTH, pattern="[^ ]",
+                            description="Google's refresh token for the upload scopes."),),
+                responses={200: "`{\"stored\": true, \"generation\"}`",
+                           409: "No ENCRYPTION_KEY (or YouTube not configured).",
+                           503: "The database is unavailable."},
+                tags=("youtube",),
+            )
+        ]  # fmt: skip
 
     def _page(self, status: int, title: str, message: str, ok: bool) -> Response:
         return self._render("youtube_connect.html", status, title=title, message=message, ok=ok,
@@ -197,13 +213,7 @@ class YouTubeConnect:
         """`POST /admin/youtube/token` {"refresh_token": "..."}: store it as a new generation."""
         if self._cipher is None:
             return JSONResponse({"error": f"cannot store a token: {self._off}"}, 409)
-        try:
-            body = await request.json()
-        except ValueError:
-            return JSONResponse({"error": "refresh_token: send a JSON object"}, 400)
-        token = body.get("refresh_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_LENGTH:
-            return JSONResponse({"error": "refresh_token: a non-empty string is required"}, 400)
+        token = str((request.state.body or {})["refresh_token"])
         try:
             generation = await store_refresh_token(self._store, self._cipher, token.strip(),
                                                    bootstrap=False)  # fmt: skip

@@ -54,7 +54,10 @@ class Cursor:
         key, sep, row_id = raw.rpartition("|")
         if not sep or key not in ("infinity", "-infinity"):
             datetime.fromisoformat(key)  # raises ValueError when it is not a time
-        return cls(key, int(row_id))
+        number = int(row_id)
+        if not 0 <= number < 2**63:
+            raise ValueError("row id out of range")
+        return cls(key, number)
 
 
 def like_pattern(text: str) -> str:
