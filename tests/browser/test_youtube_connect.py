@@ -111,8 +111,10 @@ async def test_auth_youtube_goes_through_the_daemon_holding_the_embedded_databas
         assert stored["generation"] >= 1
         async with httpx.AsyncClient() as client:
             bad = await client.post(f"{base}/admin/youtube/token", json={"token": "x"})
-        assert bad.status_code == 400
-        assert "refresh_token" in bad.json()["error"]
+        assert (bad.status_code, bad.json()["parameter"]) == (400, "token")
+        async with httpx.AsyncClient() as client:
+            missing = await client.post(f"{base}/admin/youtube/token", json={})
+        assert (missing.status_code, missing.json()["parameter"]) == (400, "refresh_token")
     finally:
         await daemon.stop()
     assert "a-token-via-the-daemon" not in daemon.output + out.decode() + err.decode()

@@ -173,7 +173,9 @@ async def test_login_cookie_and_csrf(db_url: str) -> None:
         assert before == {"required": True, "authenticated": False, "actor": None, "csrf": None}
         wrong = await client.post("/login", json={"token": "wrong-wrong-wrong-wrong"})
         assert (wrong.status_code, "set-cookie" in wrong.headers) == (401, False)
-        login = await client.post("/login", data={"token": TOKEN})  # the form a page would post
+        login = await client.post(
+            "/login", json={"token": TOKEN}
+        )  # what the login page's script posts
         assert login.status_code == 200, login.text
         cookie = login.headers["set-cookie"]
         assert cookie.startswith("vodarchiver_session=")
