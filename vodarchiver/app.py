@@ -21,6 +21,7 @@ from vodarchiver import __version__
 from vodarchiver.archive_app import build_archive
 from vodarchiver.config import Settings
 from vodarchiver.console.wiring import build_console
+from vodarchiver.db.chat_lease_store import ChatLeaseStore
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.database import Database, wait_for_connection
 from vodarchiver.db.embedded import EmbeddedPostgres
@@ -44,6 +45,7 @@ from vodarchiver.models import CheckResult
 from vodarchiver.notify.checker import Checker, CheckerPolicy
 from vodarchiver.notify.sender import Sender, SenderPolicy, Targets
 from vodarchiver.pipeline.chat import ChatCheck, ChatStage
+from vodarchiver.pipeline.chat_leases import ChatLeases
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.pipeline.discovery import Discovery
 from vodarchiver.pipeline.download import DownloadPolicy, DownloadStage
@@ -320,6 +322,7 @@ def build_chat(
     db: Database,
     metrics: Metrics,
     checks: list[ReadinessCheck],
+    owner: Owner,
 ) -> ChatStage | None:
     """The chat stage, or None (said in the log; in /readyz when CHAT_AUTO_START cannot work)."""
     log = get_logger("chat")
@@ -345,15 +348,18 @@ def build_chat(
                             sink=writer.add, metrics=metrics)  # fmt: skip
 
     channels = settings.channels if settings.chat_auto_start else settings.twitch_channel
+    leases = ChatLeases(ChatLeaseStore(db.pool), owner, lease_s=settings.chat_lease_s,
+                        slots=settings.chat_redundancy)  # fmt: skip
     stage = ChatStage(
         channels=channels, auto_start=settings.chat_auto_start, helix=helix, store=chat_store,
-        writer=writer, metrics=metrics, recorder=recorder,
+        writer=writer, metrics=metrics, recorder=recorder, leases=leases,
         poll_interval_s=settings.chat_poll_interval_s, grace_s=settings.chat_offline_grace_s,
         window_s=settings.vod_reconcile_window_s,
     )  # fmt: skip
     checks.append(ChatCheck(stage))
     log.info("chat_enabled", channels=list(channels), auto_start=settings.chat_auto_start,
-             endpoint=settings.twitch_irc_url.url)  # fmt: skip
+             endpoint=settings.twitch_irc_url.url, redundancy=settings.chat_redundancy,
+             lease_s=settings.chat_lease_s, owner=leases.owner)  # fmt: skip
     return stage
 
 
@@ -448,7 +454,7 @@ def start_parts(
     uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks,
                             owner=owner, after_upload=sweeper.after_upload)  # fmt: skip
     operator = build_operator(settings, db.store, helix, downloads, uploads)
-    chat = build_chat(settings, helix, db, metrics, checks)
+    chat = build_chat(settings, helix, db, metrics, checks, owner)
     sender, checker = build_notifications(settings, db, metrics, checks, bound_address(sock))
     archive = build_archive(settings, db, http_client, metrics, google_client, owner=owner)
     api = Api(

@@ -37,6 +37,7 @@ from vodarchiver.values import (
     Secret,
     admin_token,
     choice,
+    chat_lease,
     chunk_size,
     encryption_key,
     flag,
@@ -157,6 +158,18 @@ VARIABLES: tuple[Variable, ...] = (
         "CHAT_FLUSH_INTERVAL", "chat_flush_interval_s", "Chat", "500ms",
         "Longest time a received message waits before it is written (at most 1s: what a "
         "SIGKILL may lose).", flush_interval,
+    ),
+    Variable(
+        "CHAT_REDUNDANCY", "chat_redundancy", "Chat", "1",
+        "How many replicas on one database record each channel at once. `1`: one, another "
+        "takes over within about `CHAT_LEASE` when it dies; `2`: two connections per channel "
+        "and no gap when one dies (each message is still stored once).", int_in(1, 8),
+    ),
+    Variable(
+        "CHAT_LEASE", "chat_lease_s", "Chat", "6s",
+        "How long a replica's hold on a channel's chat lasts without renewal (renewed every "
+        "third of it): the longest a dead replica's channel goes unrecorded, and how long a "
+        "replica that lost the database goes on recording.", chat_lease,
     ),
     Variable(
         "TWITCH_BOT_USERNAME", "twitch_bot_username", "Chat", "",
@@ -576,6 +589,8 @@ class Settings:
     chat_poll_interval_s: float
     chat_offline_grace_s: float
     chat_flush_interval_s: float
+    chat_redundancy: int
+    chat_lease_s: float
     twitch_bot_username: str
     twitch_oauth_token: Secret | None
     twitch_irc_url: IrcEndpoint

@@ -308,6 +308,13 @@ def flush_interval(raw: str) -> float:
     return value
 
 
+def chat_lease(raw: str) -> float:
+    value = parse_duration(raw)
+    if not 1.0 <= value <= 600.0:
+        raise ValueError(f"must be between 1s and 10m, got {raw!r}")
+    return value
+
+
 def nonempty(raw: str) -> str:
     return raw.strip()
 

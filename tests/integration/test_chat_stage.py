@@ -7,6 +7,7 @@ import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,12 +19,15 @@ from tests.conftest import ManualClock, logged
 from tests.fakes.irc import FakeIrc
 from tests.fakes.server import LocalServer
 from tests.fakes.twitch import FakeTwitch, twitch_time
+from vodarchiver.db.chat_lease_store import ChatLeaseStore
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.store import Store
 from vodarchiver.metrics import Metrics
 from vodarchiver.pipeline.chat import ChatCheck, ChatStage
+from vodarchiver.pipeline.chat_leases import ChatLeases
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.pipeline.discovery import Discovery
+from vodarchiver.pipeline.leased import Owner
 from vodarchiver.twitch.auth import AppToken
 from vodarchiver.twitch.chat import ChatRecorder, Credentials, Timing
 from vodarchiver.twitch.helix import HelixClient, RetryPolicy
@@ -64,7 +68,7 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(log_lines: io.StringIO, db_url: str) -> AsyncIterator[Rig]:
+async def rig(log_lines: io.StringIO, db_url: str, open_dir: Path) -> AsyncIterator[Rig]:
     """Everything wired as app.py does, with a manual clock for the offline grace (logs captured first)."""
     twitch = FakeTwitch()
     twitch.add_channel("alice")
@@ -90,8 +94,10 @@ async def rig(log_lines: io.StringIO, db_url: str) -> AsyncIterator[Rig]:
                                 sink=writer.add, metrics=metrics,
                                 timing=Timing(backoff_base_s=0.05, backoff_cap_s=0.1))  # fmt: skip
 
+        leases = ChatLeases(ChatLeaseStore(pool), Owner(open_dir), lease_s=6, slots=1)
         stage = ChatStage(channels=["alice"], auto_start=True, helix=helix, store=ChatStore(pool),
-                          writer=writer, metrics=metrics, recorder=recorder, poll_interval_s=30,
+                          writer=writer, metrics=metrics, recorder=recorder, leases=leases,
+                          poll_interval_s=30,
                           grace_s=GRACE_S, window_s=900, clock=clock)  # fmt: skip
         discovery = Discovery(helix, Store(pool), metrics, channels=["alice"],
                               retention_overrides={}, interval_s=300)  # fmt: skip

@@ -9,7 +9,12 @@ Helix, when it can be asked, only names the placeholder. Then it reconciles: eac
 whose VOD has appeared is moved into it (offsets shifted, one transaction, idempotent), messages
 recorded without a stream are attached by time, and placeholders overdue after
 VOD_RECONCILE_WINDOW are counted and logged once. The writer and every recorder are tasks of this
-stage; if one of them dies, the stage dies with it and the supervisor stops the daemon.
+stage; if one of them dies, the stage dies with it and the supervisor restarts it.
+
+Across replicas (`chat_leases.py`): the channels the stage *wants* (auto start: those live;
+the runbook's form: TWITCH_CHANNEL) are recorded only while this replica holds one of their
+lease slots. A lease pass runs every third of CHAT_LEASE and at once when a channel goes live
+or offline; its answer starts the recorders of the channels held and stops every other one.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from vodarchiver.pipeline.chat_rules import (
     next_live,
     shift_ms,
 )
+from vodarchiver.pipeline.chat_leases import ChatLeases
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.twitch.chat import ChatRecorder
 from vodarchiver.twitch.helix import HelixClient
@@ -56,6 +62,7 @@ class ChatStage:
         writer: ChatWriter,
         metrics: Metrics,
         recorder: Callable[[str], ChatRecorder],
+        leases: ChatLeases,
         poll_interval_s: float,
         grace_s: float,
         window_s: float,
@@ -68,6 +75,9 @@ class ChatStage:
         self.writer = writer
         self._metrics = metrics
         self._new_recorder = recorder
+        self.leases = leases
+        self._lease_lock = asyncio.Lock()
+        self._lease_wake = asyncio.Event()
         self._interval = poll_interval_s
         self._grace = grace_s
         self._window = window_s
@@ -79,26 +89,28 @@ class ChatStage:
         self._log = get_logger("chat")
 
     async def run_forever(self) -> None:
-        """Poll, reconcile and supervise the recorders until cancelled."""
+        """Poll, reconcile, keep the leases and supervise the recorders until cancelled."""
         writer = asyncio.create_task(self.writer.run_forever(), name="chat-writer")
         self._tasks["<writer>"] = writer
+        keeper = asyncio.create_task(self._keep_leases(), name="chat-leases")
+        self._tasks["<leases>"] = keeper
         try:
-            if not self._auto:
-                for channel in self._channels:
-                    self.start_recorder(channel)
             while True:
                 self._raise_if_a_task_died()
                 await self.poll_once()
                 await self.reconcile_once()
                 await asyncio.sleep(self._interval)
         finally:
-            for name, task in list(self._tasks.items()):
-                if name != "<writer>":
-                    task.cancel()
-            await asyncio.gather(*(t for n, t in self._tasks.items() if n != "<writer>"),
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            self._tasks.pop("<leases>", None)
+            recorders = [c for c in self._tasks if not c.startswith("<")]
+            await asyncio.gather(*(self.stop_recorder(c) for c in recorders),
                                  return_exceptions=True)  # fmt: skip
+            await self.leases.release_all()  # another replica takes over at its next pass
             writer.cancel()  # it flushes what it holds before it ends
             await asyncio.gather(writer, return_exceptions=True)
+            self._tasks.pop("<writer>", None)
 
     def _raise_if_a_task_died(self) -> None:
         for name, task in self._tasks.items():
@@ -119,7 +131,7 @@ class ChatStage:
         self._log.info("chat_recording_started", channel=channel, stream_id=recorder.stream_id)
         return recorder
 
-    async def stop_recorder(self, channel: str) -> None:
+    async def stop_recorder(self, channel: str, reason: str = "stopped") -> None:
         """Stop recording a channel; what it received is still written."""
         task = self._tasks.pop(channel, None)
         self.recorders.pop(channel, None)
@@ -127,7 +139,34 @@ class ChatStage:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            self._log.info("chat_recording_stopped", channel=channel)
+            self._log.info("chat_recording_stopped", channel=channel, reason=reason)
+
+    # --- leases -----------------------------------------------------------------------------
+
+    def wanted(self) -> set[str]:
+        """The channels this stage would record if it held their lease."""
+        if not self._auto:
+            return set(self._channels)
+        return {c for c, state in self._live.items() if state.stream is not None}
+
+    async def sync_leases(self) -> float:
+        """One lease pass, then the recorders made to match; seconds until the next pass."""
+        async with self._lease_lock:
+            wanted = self.wanted()
+            held = await self.leases.keep(wanted, self._channels) & wanted
+            for channel in [c for c in self._tasks if not c.startswith("<") and c not in held]:
+                await self.stop_recorder(channel, reason="not_leased")
+            for channel in sorted(held):
+                self.start_recorder(channel)
+            return self.leases.next_wait_s(wanted)
+
+    async def _keep_leases(self) -> None:
+        while True:
+            wait = await self.sync_leases()
+            self._lease_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._lease_wake.wait()
 
     # --- liveness ---------------------------------------------------------------------------
 
@@ -168,10 +207,8 @@ class ChatStage:
         stream_id = after.stream.stream_id if after.stream else None
         self._log.info("chat_stream_" + action.value, channel=channel, stream_id=stream_id,
                        previous=before.stream.stream_id if before.stream else None)  # fmt: skip
-        if action is Action.STOP and self._auto:
-            await self.stop_recorder(channel)
-        elif action is Action.START and self._auto:
-            self.start_recorder(channel)
+        if action in (Action.START, Action.STOP) and self._auto:
+            await self.sync_leases()  # at once: a stream's first lines are not a pass late
         if channel in self.recorders:
             self.recorders[channel].stream_id = stream_id
 
@@ -208,6 +245,10 @@ class ChatStage:
         """The `chat` part of `/status`: recorders and the placeholders still without a VOD."""
         placeholders = await self._store.placeholders(self._window)
         return {
+            "owner": self.leases.owner,
+            "redundancy": self.leases.slots,
+            "lease_s": self.leases.lease_s,
+            "recorded_by": await self.leases.recorded_by(self._channels),
             "recorders": {
                 channel: {
                     "connected": r.status.connected,
@@ -242,6 +283,9 @@ class ChatCheck:
                 False, "; ".join(f"{c}: login refused ({why})" for c, why in failed.items())
             )
         connected = sorted(c for c, r in self._stage.recorders.items() if r.status.connected)
-        return CheckResult(
-            True, f"recording {', '.join(connected)}" if connected else "no channel live"
-        )
+        if connected:
+            return CheckResult(True, f"recording {', '.join(connected)}")
+        elsewhere = sorted(set(self._stage.leases.elsewhere()) & self._stage.wanted())
+        if elsewhere:
+            return CheckResult(True, f"recorded by another replica: {', '.join(elsewhere)}")
+        return CheckResult(True, "no channel live")
