@@ -453,6 +453,7 @@ class Console:
         rows = await self._store.channels(self._options.channels)
         chat = await self._chat_status() if self._chat_status is not None else None
         recorders = (chat or {}).get("recorders", {})
+        recorded_by = (chat or {}).get("recorded_by", {})
         items = []
         for r in rows:
             kind = r["broadcaster_type"]
@@ -467,6 +468,11 @@ class Console:
                 "last_success_at": views.iso(r["last_success_at"]),
                 "last_error": r["last_error"], "live_vod": r["live_vod"], "vods": r["vods"],
                 "chat": recorders.get(r["login"]),
+                "chat_recorded_by": [
+                    {"owner": h["owner"], "host": h["owner"].split(":", 1)[0],
+                     "this_replica": h["this_replica"]}
+                    for h in recorded_by.get(r["login"], [])
+                ],
             })  # fmt: skip
         return {"items": items, "chat_enabled": chat is not None}
 
