@@ -19,6 +19,7 @@ import shutil
 import signal
 import statistics
 import time
+from pathlib import Path
 
 import psycopg
 
@@ -44,69 +45,96 @@ async def stored_ids(url: str) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
+class Chatter:
+    """Sends RATE lines a second to every joined connection; remembers when each was sent."""
+
+    def __init__(self, irc: FakeIrc) -> None:
+        self.irc = irc
+        self.sent: dict[int, float] = {}
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start chatting."""
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Stop chatting."""
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        i = 0
+        while not self._stop.is_set():
+            batch = [line(n) for n in range(i, i + max(1, int(RATE * TICK_S)))]
+            await self.irc.send("alice", batch)
+            now = time.monotonic()
+            for n in range(i, i + len(batch)):
+                self.sent[n] = now
+            i += len(batch)
+            await asyncio.sleep(TICK_S)
+
+    async def lost_since(self, url: str, since: float) -> int:
+        """Lines sent after `since` that no replica stored (once the last one sent is stored)."""
+        last_sent = max(self.sent.values())
+        ids: set[str] = set()
+        for _ in range(100):  # until the survivor's writer has committed what it received
+            ids = await stored_ids(url)
+            if any(f"t{n}" in ids for n, at in self.sent.items() if at >= last_sent):
+                break
+            await asyncio.sleep(0.05)
+        return sum(1 for n, at in self.sent.items() if at >= since and f"t{n}" not in ids)
+
+
+def replica(url: str, irc: FakeIrc, data_dir: Path, lease: str, redundancy: int) -> Daemon:
+    """One daemon recording TWITCH_CHANNEL=alice."""
+    return Daemon(
+        base_env(
+            DATABASE_URL=url,
+            TWITCH_CHANNEL="alice",
+            TWITCH_IRC_URL=irc.ws_url,
+            MAX_CONCURRENT_DOWNLOADS="0",
+            CHAT_LEASE=lease,
+            LOG_LEVEL="info",
+            CHAT_REDUNDANCY=str(redundancy),
+            DATA_DIR=str(data_dir),
+        )
+    )
+
+
 async def one_run(admin_url: str, *, lease: str, sig: int, redundancy: int) -> tuple[float, int]:
     """One handover: (seconds from the stop to the successor's JOIN, lines lost)."""
     name, url = await admin_database(admin_url, "takeover")
     irc = await FakeIrc().start()
     dirs = [open_dir("chat-a"), open_dir("chat-b")]
-    daemons = [
-        Daemon(base_env(DATABASE_URL=url, TWITCH_CHANNEL="alice", TWITCH_IRC_URL=irc.ws_url,
-                        MAX_CONCURRENT_DOWNLOADS="0", CHAT_LEASE=lease, LOG_LEVEL="info",
-                        CHAT_REDUNDANCY=str(redundancy), DATA_DIR=str(d)))  # fmt: skip
-        for d in dirs
-    ]
-    sent: dict[int, float] = {}
-    stop_sending = asyncio.Event()
-
-    async def chatter() -> None:
-        i = 0
-        while not stop_sending.is_set():
-            batch = [line(n) for n in range(i, i + max(1, int(RATE * TICK_S)))]
-            await irc.send("alice", batch)
-            now = time.monotonic()
-            for n in range(i, i + len(batch)):
-                sent[n] = now
-            i += len(batch)
-            await asyncio.sleep(TICK_S)
-
+    first, second = (replica(url, irc, d, lease, redundancy) for d in dirs)
+    chatter = Chatter(irc)
     try:
-        first, second = daemons
         await first.start()
         await first.wait_for("chat_joined", channel="alice", timeout=60)
         await second.start()
-        await second.started(timeout=60)
+        await second.wait_for("chat_enabled", timeout=60)  # its lease passes run from here on
         if redundancy > 1:
             await irc.wait_joined("alice", count=2, timeout=60)
-        else:
-            # Started: its lease passes run from here on.
-            await second.wait_for("chat_enabled", timeout=60)
-        sender = asyncio.create_task(chatter())
+        chatter.start()
         await asyncio.sleep(1.0)  # some chat before the stop (pacing, not synchronisation)
         joins_before = len([c for c in irc.clients if c.joined == "alice"])
         first.send(sig)
         stopped_at = time.monotonic()
-        if redundancy > 1:
-            gap = 0.0  # the survivor never left
-        else:
+        gap = 0.0  # with CHAT_REDUNDANCY=2 the survivor never left
+        if redundancy == 1:
             await irc.wait_joined("alice", count=joins_before + 1, timeout=60)
             gap = time.monotonic() - stopped_at
         await first.wait_exit(timeout=30)
         await asyncio.sleep(1.5)  # chat after the handover
-        stop_sending.set()
-        await sender
-        last_sent = max(sent.values())
-        ids: set[str] = set()
-        for _ in range(100):  # until the survivor's writer has committed what it received
-            ids = await stored_ids(url)
-            if any(f"t{n}" in ids for n, at in sent.items() if at >= last_sent):
-                break
-            await asyncio.sleep(0.05)
+        await chatter.stop()
         # A SIGKILL may lose what the holder had not committed (at most CHAT_FLUSH_INTERVAL):
         # count only lines sent after the stop.
-        lost = sum(1 for n, at in sent.items() if at >= stopped_at and f"t{n}" not in ids)
-        return gap, lost
+        return gap, await chatter.lost_since(url, stopped_at)
     finally:
-        for daemon in daemons:
+        await chatter.stop()
+        for daemon in (first, second):
             await daemon.stop()
         await irc.stop()
         for d in dirs:

@@ -322,6 +322,7 @@ def build_chat(
     db: Database,
     metrics: Metrics,
     checks: list[ReadinessCheck],
+    *,
     owner: Owner,
 ) -> ChatStage | None:
     """The chat stage, or None (said in the log; in /readyz when CHAT_AUTO_START cannot work)."""
@@ -454,7 +455,7 @@ def start_parts(
     uploads = build_uploads(settings, google_client or http_client, db.store, metrics, checks,
                             owner=owner, after_upload=sweeper.after_upload)  # fmt: skip
     operator = build_operator(settings, db.store, helix, downloads, uploads)
-    chat = build_chat(settings, helix, db, metrics, checks, owner)
+    chat = build_chat(settings, helix, db, metrics, checks, owner=owner)
     sender, checker = build_notifications(settings, db, metrics, checks, bound_address(sock))
     archive = build_archive(settings, db, http_client, metrics, google_client, owner=owner)
     api = Api(

@@ -97,9 +97,16 @@ async def test_two_daemons_record_a_channel_once_and_a_sigkill_hands_it_over_wit
     lease_s = 2.0
     dirs = [make_open_dir("chat-a"), make_open_dir("chat-b")]
     daemons = [
-        Daemon(base_env(DATABASE_URL=db_url, TWITCH_CHANNEL="alice", TWITCH_IRC_URL=irc.ws_url,
-                        MAX_CONCURRENT_DOWNLOADS="0", CHAT_LEASE=f"{lease_s}s",
-                        DATA_DIR=str(d)))  # fmt: skip
+        Daemon(
+            base_env(
+                DATABASE_URL=db_url,
+                TWITCH_CHANNEL="alice",
+                TWITCH_IRC_URL=irc.ws_url,
+                MAX_CONCURRENT_DOWNLOADS="0",
+                CHAT_LEASE=f"{lease_s}s",
+                DATA_DIR=str(d),
+            )
+        )
         for d in dirs
     ]
     try:
@@ -108,6 +115,7 @@ async def test_two_daemons_record_a_channel_once_and_a_sigkill_hands_it_over_wit
         await first.wait_for("chat_joined", channel="alice")
         await second.start()
         base = await second.started()
+
         # The second replica's own /status names the first as the recorder, and it stays off.
         async def holders_named() -> bool:
             return bool((await get(f"{base}/status")).json()["chat"]["recorded_by"]["alice"])
@@ -117,7 +125,7 @@ async def test_two_daemons_record_a_channel_once_and_a_sigkill_hands_it_over_wit
         holders = chat["recorded_by"]["alice"]
         assert [h["this_replica"] for h in holders] == [False]
         assert holders[0]["owner"].split(":")[1] == str(dirs[0].resolve())
-        assert chat["recorders"] == {} and chat["redundancy"] == 1 and chat["lease_s"] == lease_s
+        assert (chat["recorders"], chat["redundancy"], chat["lease_s"]) == ({}, 1, lease_s)
         ready = (await get(f"{base}/readyz")).json()
         assert ready["checks"]["chat"]["detail"] == "recorded by another replica: alice"
         assert len([c for c in irc.clients if c.joined == "alice"]) == 1

@@ -51,8 +51,11 @@ def test_chat_redundancy_and_lease_settings() -> None:
     """Defaults 1 and 6s; CHAT_REDUNDANCY 1..8 and CHAT_LEASE 1s..10m, each error naming its variable."""
     settings = load_settings({"ENV_FILE": "/dev/null"})
     assert (settings.chat_redundancy, settings.chat_lease_s) == (1, 6.0)
-    settings = load_settings({"ENV_FILE": "/dev/null", "CHAT_REDUNDANCY": "2", "CHAT_LEASE": "2.5s"})
+    settings = load_settings(
+        {"ENV_FILE": "/dev/null", "CHAT_REDUNDANCY": "2", "CHAT_LEASE": "2.5s"}
+    )
     assert (settings.chat_redundancy, settings.chat_lease_s) == (2, 2.5)
     with pytest.raises(ConfigError) as caught:
         load_settings({"ENV_FILE": "/dev/null", "CHAT_REDUNDANCY": "0", "CHAT_LEASE": "200ms"})
-    assert "CHAT_REDUNDANCY" in str(caught.value) and "CHAT_LEASE" in str(caught.value)
+    assert "CHAT_REDUNDANCY" in str(caught.value)
+    assert "CHAT_LEASE" in str(caught.value)

@@ -76,7 +76,7 @@ class ChatLeaseStore(Store):
     async def release_previous(
         self, *, prefix: str, process: str, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> list[tuple[str, str]]:
-        """Delete the slots a killed predecessor on this host and DATA_DIR left: (channel, owner)."""
+        """Delete the slots a killed predecessor on this host and DATA_DIR left (channel, owner)."""
         async with self._conn(timeout_s) as conn:
             cur = await conn.execute(
                 q("chat_leases_release_previous"), {"prefix": prefix, "process": process}

@@ -35,6 +35,7 @@ from vodarchiver.errors import (
 from vodarchiver.logs import get_logger
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import CheckResult
+from vodarchiver.pipeline.chat_leases import ChatLeases
 from vodarchiver.pipeline.chat_rules import (
     UNKNOWN,
     Action,
@@ -43,7 +44,6 @@ from vodarchiver.pipeline.chat_rules import (
     next_live,
     shift_ms,
 )
-from vodarchiver.pipeline.chat_leases import ChatLeases
 from vodarchiver.pipeline.chat_writer import ChatWriter
 from vodarchiver.twitch.chat import ChatRecorder
 from vodarchiver.twitch.helix import HelixClient

@@ -114,10 +114,10 @@ class ChatLeases:
     async def _pass(self, wanted: set[str], channels: Sequence[str]) -> None:
         store, owner = self._store, self.owner
         if not self._previous_released:
-            for channel, previous in await store.release_previous(
+            for channel, was in await store.release_previous(
                 prefix=self._prefix, process=self._process
             ):
-                self._log.info("chat_lease_released_previous", channel=channel, owner=previous)
+                self._log.info("chat_lease_released_previous", channel=channel, owner=was)
             self._previous_released = True
         unwanted = set(self._until) - wanted
         if unwanted:
