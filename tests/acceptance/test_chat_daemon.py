@@ -7,6 +7,7 @@ import shutil
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -158,3 +159,26 @@ async def test_two_daemons_record_a_channel_once_and_a_sigkill_hands_it_over_wit
             await daemon.stop()
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_a_restarted_daemon_takes_its_killed_predecessors_channel_at_once(
+    irc: FakeIrc, db_url: str, open_dir: Path
+) -> None:
+    """SIGKILL, then a restart on the same host and DATA_DIR: it records again without waiting out the old lease."""
+    env = base_env(DATABASE_URL=db_url, TWITCH_CHANNEL="alice", TWITCH_IRC_URL=irc.ws_url,
+                   MAX_CONCURRENT_DOWNLOADS="0", CHAT_LEASE="10m", DATA_DIR=str(open_dir))  # fmt: skip
+    first = await Daemon(env).start()
+    try:
+        await first.wait_for("chat_joined", channel="alice")
+        first.send(signal.SIGKILL)
+        await first.wait_exit()
+    finally:
+        await first.stop()
+    again = await Daemon(env).start()
+    try:
+        released = await again.wait_for("chat_lease_released_previous", channel="alice")
+        assert released["owner"].split(":")[1] == str(open_dir.resolve())
+        await again.wait_for("chat_joined", channel="alice")
+        await irc.wait_joined("alice", count=2)
+    finally:
+        await again.stop()

@@ -155,7 +155,8 @@ class ChatStage:
             wanted = self.wanted()
             held = await self.leases.keep(wanted, self._channels) & wanted
             for channel in [c for c in self._tasks if not c.startswith("<") and c not in held]:
-                await self.stop_recorder(channel, reason="not_leased")
+                await self.stop_recorder(channel, reason="lease_lost" if channel in wanted
+                                         else "offline")  # fmt: skip
             for channel in sorted(held):
                 self.start_recorder(channel)
             return self.leases.next_wait_s(wanted)
