@@ -77,7 +77,6 @@ class ChatStage:
         self._new_recorder = recorder
         self.leases = leases
         self._lease_lock = asyncio.Lock()
-        self._lease_wake = asyncio.Event()
         self._interval = poll_interval_s
         self._grace = grace_s
         self._window = window_s
@@ -163,11 +162,7 @@ class ChatStage:
 
     async def _keep_leases(self) -> None:
         while True:
-            wait = await self.sync_leases()
-            self._lease_wake.clear()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait):
-                    await self._lease_wake.wait()
+            await asyncio.sleep(await self.sync_leases())
 
     # --- liveness ---------------------------------------------------------------------------
 
