@@ -162,7 +162,8 @@ class ChatStage:
 
     async def _keep_leases(self) -> None:
         while True:
-            await asyncio.sleep(await self.sync_leases())
+            wait = await self.sync_leases()
+            await asyncio.sleep(wait)
 
     # --- liveness ---------------------------------------------------------------------------
 
