@@ -4,6 +4,7 @@ the real yt-dlp and ffmpeg, and the fake CDN."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +22,7 @@ from tests.fakes.cdn import FakeCdn
 from tests.fakes.server import LocalServer
 from tests.integration.test_downloader import ytdlp_processes
 from tests.media import HlsVod, make_hls
+from tests.tmpfs import tmpfs
 from vodarchiver.db.actions import Actor
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.lifecycle import Action
@@ -222,6 +224,47 @@ async def test_a_cancel_from_elsewhere_stops_the_download_at_its_next_progress_w
     await asyncio.wait_for(running, 5)
     assert await rig.row("v1", "state") == ("canceled",)
     assert ytdlp_processes(rig.data_dir.resolve() / "alice" / "v1") == []
+
+
+async def test_a_failure_that_is_not_enospc_counts_even_on_a_nearly_full_disk(rig: Rig) -> None:
+    """With under 256 MiB free, a fragment that never comes is a counted failure (then given up), never `waiting_for_disk`."""
+    with tmpfs(64 * 2**20) as fs:
+        small = dataclasses.replace(rig, data_dir=fs.path)
+        await rig.add_vod("v1")
+        rig.cdn.fail("vod", rig.vod.segment_names()[5], 500, times=None)
+        stage = small.stage(max_attempts=2, size_estimate_mbps=0.1)
+        await stage.run_once()
+        assert fs.free() < 256 * 2**20
+        state, attempts, error = await rig.row("v1", "state", "download_attempts", "processing_error")
+        assert (state, attempts) == ("failed_retryable", 1)
+        assert "disk" not in error
+        await rig.sql("UPDATE vods SET next_attempt_at = now()")
+        await stage.run_once()
+        assert await rig.row("v1", "state", "download_attempts") == ("failed_permanent", 2)
+
+
+async def test_a_real_enospc_midway_waits_for_disk_and_keeps_the_fragments(rig: Rig) -> None:
+    """yt-dlp meeting a full disk (a tmpfs smaller than the VOD): `waiting_for_disk`, not counted, fragments kept for the resume."""
+    with tmpfs(rig.vod.total_bytes // 2) as fs:
+        small = dataclasses.replace(rig, data_dir=fs.path)
+        await rig.add_vod("v1")
+        await small.stage(size_estimate_mbps=0.01).run_once()
+        state, attempts, error = await rig.row("v1", "state", "download_attempts", "processing_error")
+        assert (state, attempts) == ("waiting_for_disk", 0)
+        assert "disk is full" in error
+        assert any((fs.path / "alice" / "v1").glob("v1.ts*"))
+
+
+async def test_enospc_from_the_filesystem_itself_waits_for_disk(rig: Rig) -> None:
+    """ENOSPC raised in our own code (no inode left for the VOD's folder) is a full disk too, not a counted failure."""
+    with tmpfs(512 * 2**20, inodes=1) as fs:  # plenty of bytes free, no inode
+        small = dataclasses.replace(rig, data_dir=fs.path)
+        await rig.add_vod("v1")
+        await small.stage(size_estimate_mbps=0.01).run_once()
+        state, attempts, error = await rig.row("v1", "state", "download_attempts", "processing_error")
+        assert (state, attempts) == ("waiting_for_disk", 0)
+        assert "No space left on device" in error
+        assert rig.cdn.served() == 0
 
 
 def test_failures_are_decided_by_their_kind() -> None:

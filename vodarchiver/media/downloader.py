@@ -230,9 +230,14 @@ class Downloader:
 
     async def download(self, job: Job, on_progress: ProgressCallback) -> Downloaded | Failure:
         """Download, remux and verify; a Failure says why not. Cancellation stops yt-dlp."""
-        job.directory.mkdir(parents=True, exist_ok=True)
-        async with _exclusive(job.directory):
-            return await self._download(job, on_progress)
+        try:
+            job.directory.mkdir(parents=True, exist_ok=True)
+            async with _exclusive(job.directory):
+                return await self._download(job, on_progress)
+        except OSError as exc:
+            if not ytdlp.disk_full_error(exc):
+                raise
+            return Failure(Outcome.NO_DISK, f"the disk is full: {exc.strerror} ({exc.filename})")
 
     async def _download(self, job: Job, on_progress: ProgressCallback) -> Downloaded | Failure:
         if job.mp4.exists():  # a run killed after the rename but before it was recorded

@@ -35,7 +35,7 @@ from vodarchiver.errors import DatabaseUnavailable
 from vodarchiver.lifecycle import Event, RetryPolicy
 from vodarchiver.logs import get_logger
 from vodarchiver.media.downloader import Downloaded, Downloader, Job
-from vodarchiver.media.ytdlp import Failure, Outcome, Progress
+from vodarchiver.media.ytdlp import Failure, Outcome, Progress, disk_full_error
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import DownloadClaim, DownloadResult, DownloadState, VodState
 from vodarchiver.pipeline.leased import LeasedWorkers, Owner
@@ -46,7 +46,6 @@ LEASE_S = 60.0
 PROGRESS_EVERY_S = 1.0  # at most one progress write a second per download
 LOG_PROGRESS_EVERY_S = 15.0
 IDLE_POLL_S = 5.0
-_NEARLY_FULL = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -159,8 +158,9 @@ class DownloadStage:
         except Exception as exc:  # a bug or the filesystem: a counted attempt, never a crash
             self._log.exception("download_crashed")
             reason = f"unexpected {exc.__class__.__name__}: {exc}"
+            outcome = Outcome.NO_DISK if disk_full_error(exc) else Outcome.RETRY
             with contextlib.suppress(DatabaseUnavailable):
-                await self._failed(attempt, Failure(Outcome.RETRY, reason[:500]))
+                await self._failed(attempt, Failure(outcome, reason[:500]))
             return False
         finally:
             self._progress.pop(token, None)
@@ -259,12 +259,9 @@ class DownloadStage:
         await log_vod_process(self._store, "vod_downloaded", dl_ms=elapsed_s * 1000)
 
     async def _failed(self, attempt: _Attempt, failure: Failure) -> None:
-        if failure.outcome is Outcome.RETRY:
-            # yt-dlp does not always say so (a fragment write fails, it retries, it gives up on
-            # the fragment): a disk that is now nearly full was the cause, not the CDN.
-            free = shutil.disk_usage(self._data_dir).free
-            if free < max(self._policy.min_free_bytes, _NEARLY_FULL):
-                failure = Failure(Outcome.NO_DISK, f"the disk is full ({failure.reason})")
+        # Only a real ENOSPC (in yt-dlp's or ffmpeg's output, or our own OSError) is NO_DISK:
+        # little free space alone proves nothing, and a failure relabelled "disk full" would
+        # never be counted or given up.
         result = self.decide(attempt.claim.failed_attempts, failure)
         self._metrics.downloads_failed.inc()
         await self._finish(attempt, result)
