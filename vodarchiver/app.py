@@ -151,6 +151,7 @@ def build_downloads(
         backoff_max_s=settings.download_backoff_max_s,
         min_free_bytes=min_free,
         size_estimate_mbps=settings.download_size_estimate_mbps,
+        release_after_s=settings.disk_full_release_after_s,
     )
     return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy,
                          owner=owner)  # fmt: skip

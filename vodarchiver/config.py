@@ -271,6 +271,13 @@ VARIABLES: tuple[Variable, ...] = (
         "Free space DATA_DIR must keep: a download that would eat into it waits "
         "(`waiting_for_disk`) until space returns.", positive_float,
     ),
+    Variable(
+        "DISK_FULL_RELEASE_AFTER", "disk_full_release_after_s", "Storage", "30m",
+        "A download waiting for disk keeps the fragments it fetched, for the resume, this long "
+        "without progress; then they are removed, so a disk that stays full is not held at "
+        "100 %, and the VOD downloads from scratch once space returns. 0: remove them at once.",
+        parse_duration,
+    ),
     # Storage (retention) and Notifications (issue 12)
     Variable(
         "RETENTION_KEEP_DAYS", "retention_keep_days", "Storage", "",
@@ -592,6 +599,7 @@ class Settings:
     download_rate_limit: str
     download_size_estimate_mbps: float
     disk_min_free_gb: float
+    disk_full_release_after_s: float
     youtube_upload_enabled: bool
     yt_client_id: str
     yt_client_secret: Secret | None
