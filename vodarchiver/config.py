@@ -536,6 +536,18 @@ VARIABLES: tuple[Variable, ...] = (
         "addresses and the `HTTP_ADDR` host; any other `Host` header is refused (DNS rebinding).",
         host_names,
     ),
+    Variable(
+        "HTTP_HEADER_TIMEOUT", "http_header_timeout_s", "HTTP", "10s",
+        "How long a client has to send a complete request head, from when it connects (and "
+        "again after each response); a slower one is disconnected. A request being answered is "
+        "never cut by it.", positive_duration,
+    ),
+    Variable(
+        "HTTP_MAX_CONNECTIONS", "http_max_connections", "HTTP", "200",
+        "Most connections open at once: beyond it, idle ones (waiting for a request or kept "
+        "alive) are closed, oldest first, and when all are busy the next request gets 503.",
+        int_in(1, 100_000),
+    ),
     # Logging
     Variable(
         "LOG_LEVEL", "log_level", "Logging", "info",
@@ -656,6 +668,8 @@ class Settings:
     http_addr: HostPort
     admin_token: Secret | None
     http_allowed_hosts: tuple[str, ...]
+    http_header_timeout_s: float
+    http_max_connections: int
     log_level: str
     log_format: str
     shutdown_timeout_s: float
