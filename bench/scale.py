@@ -1,0 +1,172 @@
+"""`/status`, `/metrics` and `GET /vods` at 1,000, 100,000 and 1,000,000 VODs (issue 15).
+
+Each size gets a fresh database, seeded in SQL with generate_series, and a real daemon (the
+console benchmark's: `python -m vodarchiver run`, no Twitch or YouTube settings, so nothing changes
+the rows while we measure). The archive is shaped like an old one: the newest 500 VODs are still
+in the pipeline (queued, downloaded, retrying, waiting for auth; some expire within 48 hours), the
+rest are uploaded, gone, failed or canceled; a few have a manual priority or no expiry. The
+notifications the seed's `uploaded` rows raise are removed (they are pruned in production and are
+not what this measures). Every request is fetched BENCH_SCALE_RUNS times after two warm-ups; the
+figure is the median time from request to last byte on loopback. Printed: the median at each size
+and its ratio to the smallest. Goal: every ratio at most 2x from 1,000 to 1,000,000 VODs.
+
+The pages: the first page of the queue, its last page (by the `next` cursor of the page before
+it), and the same two of one channel's uploaded VODs. Then 8 concurrent scrapes of `/metrics` at
+the largest size, and how many of them said the database was down.
+`python -m bench.scale` runs this benchmark alone; BENCH_SCALE_SIZES=1000,100000 chooses sizes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+
+import httpx
+import psycopg
+
+from bench.common import admin_database, drop_db, external_server
+from bench.console import start_daemon
+from vodarchiver.db.migrate import migrate
+
+RUNS = int(os.environ.get("BENCH_SCALE_RUNS", "15"))
+SIZES = [int(s) for s in os.environ.get("BENCH_SCALE_SIZES", "1000,100000,1000000").split(",")]
+LIMIT = 50
+
+SEED = """
+INSERT INTO vods (twitch_vod_id, channel, title, state, date, expires_at, duration_s,
+                  retention_days, priority, processed)
+SELECT g::text, (ARRAY['alice', 'bob', 'carol', 'dave'])[1 + g %% 4], 'Stream number ' || g,
+       CASE WHEN g <= 500
+            THEN (ARRAY['queued', 'queued', 'downloaded', 'failed_retryable',
+                        'waiting_for_auth'])[1 + g %% 5]
+            ELSE (ARRAY['uploaded', 'uploaded', 'uploaded', 'uploaded', 'uploaded', 'gone',
+                        'failed_permanent', 'canceled'])[1 + g %% 8] END,
+       now() - g * interval '10 minutes',
+       CASE WHEN g %% 97 = 0 THEN NULL
+            WHEN g <= 500 THEN now() + (g %% 96) * interval '1 hour'
+            ELSE now() - g * interval '10 minutes' + interval '60 days' END,
+       3600, 60, CASE WHEN g %% 5000 = 0 THEN 1 ELSE 0 END,
+       CASE WHEN g > 500 AND g %% 8 < 5 THEN 1 ELSE 0 END
+FROM generate_series(1, %(n)s) g
+"""
+
+# The cursor of the row just before the last page, as `GET /vods` writes its `next`.
+LAST_PAGE_CURSOR = """
+SELECT priority || '_' || CASE WHEN expires_at IS NULL THEN 'infinity'
+       ELSE to_char(expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END
+       || '_' || id
+FROM vods
+WHERE (%(channel)s::text IS NULL OR channel = %(channel)s)
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+ORDER BY -(priority::bigint), coalesce(expires_at, 'infinity'::timestamptz), id
+OFFSET greatest((SELECT count(*) FROM vods
+                 WHERE (%(channel)s::text IS NULL OR channel = %(channel)s)
+                   AND (%(state)s::text IS NULL OR state = %(state)s)) - %(limit)s - 1, 0)
+LIMIT 1
+"""
+
+FILTER = {"channel": "alice", "state": "uploaded"}
+
+
+async def seed(url: str, n: int) -> dict[str, str]:
+    """`n` VODs, VACUUM ANALYZE (the visibility map autovacuum keeps), and the last pages' paths."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(SEED, {"n": n})
+        await conn.execute("DELETE FROM notifications")
+        await conn.execute("VACUUM ANALYZE")
+        unfiltered = await (await conn.execute(
+            LAST_PAGE_CURSOR, {"channel": None, "state": None, "limit": LIMIT})).fetchone()  # fmt: skip
+        filtered = await (await conn.execute(
+            LAST_PAGE_CURSOR, {**FILTER, "limit": LIMIT})).fetchone()  # fmt: skip
+    assert unfiltered and filtered
+    query = f"channel={FILTER['channel']}&state={FILTER['state']}&limit={LIMIT}"
+    return {
+        "/status": "/status",
+        "/metrics": "/metrics",
+        "/vods first page": f"/vods?limit={LIMIT}",
+        "/vods last page (after)": f"/vods?limit={LIMIT}&after={unfiltered[0]}",
+        "/vods?channel&state first page": f"/vods?{query}",
+        "/vods?channel&state last page": f"/vods?{query}&after={filtered[0]}",
+    }
+
+
+async def measure(base: str, paths: dict[str, str]) -> dict[str, float]:
+    """Median milliseconds per request; a last page must hold items and end the listing."""
+    out = {}
+    async with httpx.AsyncClient(timeout=30) as client:
+        for name, path in paths.items():
+            for _ in range(2):
+                (await client.get(base + path)).raise_for_status()
+            samples = []
+            for _ in range(RUNS):
+                begin = time.perf_counter()
+                answer = await client.get(base + path)
+                samples.append((time.perf_counter() - begin) * 1000)
+                answer.raise_for_status()
+            if "last page" in name:
+                page = answer.json()
+                assert page["items"] and page["next"] is None, (name, page["next"])
+            out[name] = statistics.median(samples)
+    return out
+
+
+async def concurrent_scrapes(base: str, n: int = 8) -> tuple[int, float]:
+    """`n` simultaneous scrapes: how many said the database was down, and the slowest (ms)."""
+    async with httpx.AsyncClient(timeout=30) as client:
+
+        async def one() -> tuple[bool, float]:
+            begin = time.perf_counter()
+            text = (await client.get(f"{base}/metrics")).text
+            return "vodarchiver_database_up 0.0" in text, (time.perf_counter() - begin) * 1000
+
+        results = await asyncio.gather(*(one() for _ in range(n)))
+    return sum(down for down, _ in results), max(ms for _, ms in results)
+
+
+async def one_size(admin_url: str, n: int, last: bool) -> dict[str, float]:
+    """Seed a fresh database of this size, start a daemon on it, measure every request."""
+    name, url = await admin_database(admin_url, "scale")
+    try:
+        await migrate(url)
+        begin = time.perf_counter()
+        paths = await seed(url, n)
+        print(f"  seeded {n:,} VODs in {time.perf_counter() - begin:.1f} s")
+        proc, base = await start_daemon(url)
+        try:
+            figures = await measure(base, paths)
+            if last:
+                down, slowest = await concurrent_scrapes(base)
+                print(f"  8 concurrent scrapes of /metrics at {n:,} VODs: database_up 0 in "
+                      f"{down} of 8, slowest {slowest:.1f} ms")  # fmt: skip
+            return figures
+        finally:
+            proc.terminate()
+            await proc.wait()
+    finally:
+        await drop_db(admin_url, name)
+
+
+async def main(admin_url: str) -> None:
+    """Print the median per request at each size and its ratio to the smallest."""
+    print(f"\nscale: /status, /metrics, /vods (median of {RUNS}, ms; ratio to {SIZES[0]:,} VODs)")
+    results = [await one_size(admin_url, n, i == len(SIZES) - 1) for i, n in enumerate(SIZES)]
+    header = "".join(f"{n:>20,}" for n in SIZES)
+    print(f"  {'request':32}{header}  goal")
+    for name in results[0]:
+        base = results[0][name]
+        cells = "".join(
+            f"{r[name]:10.1f} ({r[name] / base if base else float('inf'):4.2f}x)" for r in results
+        )
+        worst = max(r[name] / base if base else float("inf") for r in results)
+        print(f"  {name:32}{cells}  {'ok' if worst <= 2 else 'MISSED'}")
+
+
+if __name__ == "__main__":
+
+    async def _alone() -> None:
+        async with external_server() as admin_url:
+            await main(admin_url)
+
+    asyncio.run(_alone())
