@@ -28,6 +28,7 @@ import psycopg
 
 from bench.common import admin_database, drop_db, external_server
 from bench.console import start_daemon
+from vodarchiver import logs
 from vodarchiver.db.migrate import migrate
 
 RUNS = int(os.environ.get("BENCH_SCALE_RUNS", "15"))
@@ -80,7 +81,8 @@ async def seed(url: str, n: int) -> dict[str, str]:
             LAST_PAGE_CURSOR, {"channel": None, "state": None, "limit": LIMIT})).fetchone()  # fmt: skip
         filtered = await (await conn.execute(
             LAST_PAGE_CURSOR, {**FILTER, "limit": LIMIT})).fetchone()  # fmt: skip
-    assert unfiltered and filtered
+    assert unfiltered, "no VODs"
+    assert filtered, "no VODs of the filter"
     query = f"channel={FILTER['channel']}&state={FILTER['state']}&limit={LIMIT}"
     return {
         "/status": "/status",
@@ -107,7 +109,8 @@ async def measure(base: str, paths: dict[str, str]) -> dict[str, float]:
                 answer.raise_for_status()
             if "last page" in name:
                 page = answer.json()
-                assert page["items"] and page["next"] is None, (name, page["next"])
+                assert page["items"], name
+                assert page["next"] is None, (name, page["next"])
             out[name] = statistics.median(samples)
     return out
 
@@ -166,6 +169,7 @@ async def main(admin_url: str) -> None:
 if __name__ == "__main__":
 
     async def _alone() -> None:
+        logs.configure("warning", "text")
         async with external_server() as admin_url:
             await main(admin_url)
 

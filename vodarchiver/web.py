@@ -144,6 +144,7 @@ class Api:
         archive: Callable[[str], Awaitable[dict[str, Any]]] | None = None,  # issue 13's fields
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         notifications: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        scrape_timeout_s: float = 2.0,
     ) -> None:
         self._store = store
         self._probe = probe
@@ -160,7 +161,7 @@ class Api:
         self._notifications = notifications
         self._readiness = ReadinessLog()
         self._scrape: asyncio.Future[ScrapeFigures] | None = None
-        self._scrape_timeout_s = 2.0
+        self._scrape_timeout_s = scrape_timeout_s
 
     @property
     def operator(self) -> Operator:

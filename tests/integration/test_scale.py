@@ -57,7 +57,8 @@ async def rig(db_url: str) -> AsyncIterator[Rig]:
     async with psycopg_pool.AsyncConnectionPool(db_url, min_size=1, max_size=4, open=False) as pool:
         store = UploadStore(pool)
         api = Api(store=store, probe=probe, metrics=metrics, checks=[DatabaseCheck(probe)],
-                  version="9.9.9", started_at=NOW, operator=Operator(store))  # fmt: skip
+                  version="9.9.9", started_at=NOW, operator=Operator(store),
+                  scrape_timeout_s=0.5)  # fmt: skip
         transport = httpx.ASGITransport(app=build_app(api, metrics), client=("127.0.0.1", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             yield Rig(client, store, api, db_url)
@@ -100,8 +101,10 @@ async def test_counts_stay_exact_through_every_write_path(rig: Rig) -> None:
     await rig.sql("INSERT INTO vods (twitch_vod_id, channel, state, processed, youtube_url) "
                   "VALUES ('9', 'alice', 'uploaded', 1, 'https://youtu.be/x')")  # fmt: skip
     await rig.counts_agree()
-    await rig.sql("UPDATE vods SET processed=0, processing_error=NULL, youtube_url=NULL "
-                  "WHERE twitch_vod_id='9'")  # the runbook's recipe: a trigger makes it queued
+    await rig.sql(
+        "UPDATE vods SET processed=0, processing_error=NULL, youtube_url=NULL "
+        "WHERE twitch_vod_id='9'"
+    )  # the runbook's recipe: a trigger makes it queued
     assert (await rig.sql("SELECT state FROM vods WHERE twitch_vod_id = '9'")) == [("queued",)]
     await rig.counts_agree()
     await rig.sql("DELETE FROM vods WHERE twitch_vod_id IN ('2', '3')")
@@ -230,13 +233,14 @@ async def test_a_slow_database_is_slow_not_down(rig: Rig) -> None:
     """While the counts are locked, /metrics says the database is up, counts a slow scrape and
     keeps the last figures; once they are free it refreshes them."""
     await seed(rig, 9)
-    rig.api._scrape_timeout_s = 0.5  # noqa: SLF001 - the 2 s of production, shortened for the test
     before = (await rig.client.get("/metrics")).text
     assert "vodarchiver_database_up 1.0" in before
     assert 'vodarchiver_vods{state="queued"} 3.0' in before
     async with await psycopg.AsyncConnection.connect(rig.db_url) as locker:
         await locker.execute("LOCK TABLE vod_state_counts IN ACCESS EXCLUSIVE MODE")
-        await rig.sql("INSERT INTO vods (twitch_vod_id, channel, state) VALUES ('x', 'a', 'queued')")
+        await rig.sql(
+            "INSERT INTO vods (twitch_vod_id, channel, state) VALUES ('x', 'a', 'queued')"
+        )
         scrapes = await asyncio.gather(*(rig.client.get("/metrics") for _ in range(8)))
         for scrape in scrapes:
             assert "vodarchiver_database_up 1.0" in scrape.text
