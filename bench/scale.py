@@ -7,8 +7,10 @@ in the pipeline (queued, downloaded, retrying, waiting for auth; some expire wit
 rest are uploaded, gone, failed or canceled; a few have a manual priority or no expiry. The
 notifications the seed's `uploaded` rows raise are removed (they are pruned in production and are
 not what this measures). Every request is fetched BENCH_SCALE_RUNS times after two warm-ups; the
-figure is the median time from request to last byte on loopback. Printed: the median at each size
-and its ratio to the smallest. Goal: every ratio at most 2x from 1,000 to 1,000,000 VODs.
+figure is the median time from request to last byte on loopback. All the daemons run at once and
+the sizes take turns request by request, so that a shared machine's noise falls on each alike.
+Printed: the median at each size and its ratio to the smallest. Goal: every ratio at most 2x from
+1,000 to 1,000,000 VODs.
 
 The pages: the first page of the queue, its last page (by the `next` cursor of the page before
 it), and the same two of one channel's uploaded VODs. Then 8 concurrent scrapes of `/metrics` at
@@ -94,25 +96,27 @@ async def seed(url: str, n: int) -> dict[str, str]:
     }
 
 
-async def measure(base: str, paths: dict[str, str]) -> dict[str, float]:
-    """Median milliseconds per request; a last page must hold items and end the listing."""
-    out = {}
+async def measure(sites: list[tuple[str, dict[str, str]]]) -> list[dict[str, float]]:
+    """Median milliseconds per request at each size. The sizes take turns request by request, so
+    the noise of a shared machine falls on all of them alike; a last page must hold items and
+    end the listing."""
+    samples: list[dict[str, list[float]]] = [{} for _ in sites]
     async with httpx.AsyncClient(timeout=30) as client:
-        for name, path in paths.items():
-            for _ in range(2):
-                (await client.get(base + path)).raise_for_status()
-            samples = []
+        for name in sites[0][1]:
+            for base, paths in sites:
+                for _ in range(2):
+                    (await client.get(base + paths[name])).raise_for_status()
             for _ in range(RUNS):
-                begin = time.perf_counter()
-                answer = await client.get(base + path)
-                samples.append((time.perf_counter() - begin) * 1000)
-                answer.raise_for_status()
-            if "last page" in name:
-                page = answer.json()
-                assert page["items"], name
-                assert page["next"] is None, (name, page["next"])
-            out[name] = statistics.median(samples)
-    return out
+                for i, (base, paths) in enumerate(sites):
+                    begin = time.perf_counter()
+                    answer = await client.get(base + paths[name])
+                    samples[i].setdefault(name, []).append((time.perf_counter() - begin) * 1000)
+                    answer.raise_for_status()
+                    if "last page" in name:
+                        page = answer.json()
+                        assert page["items"], name
+                        assert page["next"] is None, (name, page["next"])
+    return [{name: statistics.median(s) for name, s in site.items()} for site in samples]
 
 
 async def concurrent_scrapes(base: str, n: int = 8) -> tuple[int, float]:
@@ -128,42 +132,43 @@ async def concurrent_scrapes(base: str, n: int = 8) -> tuple[int, float]:
     return sum(down for down, _ in results), max(ms for _, ms in results)
 
 
-async def one_size(admin_url: str, n: int, last: bool) -> dict[str, float]:
-    """Seed a fresh database of this size, start a daemon on it, measure every request."""
-    name, url = await admin_database(admin_url, "scale")
+async def main(admin_url: str) -> None:
+    """Seed every size, start a daemon on each, and print the median per request at each size
+    and its ratio to the smallest."""
+    print(f"\nscale: /status, /metrics, /vods (median of {RUNS}, ms; ratio to {SIZES[0]:,} VODs)")
+    names: list[str] = []
+    daemons: list[asyncio.subprocess.Process] = []
     try:
-        await migrate(url)
-        begin = time.perf_counter()
-        paths = await seed(url, n)
-        print(f"  seeded {n:,} VODs in {time.perf_counter() - begin:.1f} s")
-        proc, base = await start_daemon(url)
-        try:
-            figures = await measure(base, paths)
-            if last:
-                down, slowest = await concurrent_scrapes(base)
-                print(f"  8 concurrent scrapes of /metrics at {n:,} VODs: database_up 0 in "
-                      f"{down} of 8, slowest {slowest:.1f} ms")  # fmt: skip
-            return figures
-        finally:
+        sites = []
+        for n in SIZES:
+            name, url = await admin_database(admin_url, "scale")
+            names.append(name)
+            await migrate(url)
+            begin = time.perf_counter()
+            paths = await seed(url, n)
+            print(f"  seeded {n:,} VODs in {time.perf_counter() - begin:.1f} s")
+            proc, base = await start_daemon(url)
+            daemons.append(proc)
+            sites.append((base, paths))
+        results = await measure(sites)
+        down, slowest = await concurrent_scrapes(sites[-1][0])
+        print(f"  8 concurrent scrapes of /metrics at {SIZES[-1]:,} VODs: database_up 0 in "
+              f"{down} of 8, slowest {slowest:.1f} ms")  # fmt: skip
+    finally:
+        for proc in daemons:
             proc.terminate()
             await proc.wait()
-    finally:
-        await drop_db(admin_url, name)
-
-
-async def main(admin_url: str) -> None:
-    """Print the median per request at each size and its ratio to the smallest."""
-    print(f"\nscale: /status, /metrics, /vods (median of {RUNS}, ms; ratio to {SIZES[0]:,} VODs)")
-    results = [await one_size(admin_url, n, i == len(SIZES) - 1) for i, n in enumerate(SIZES)]
+        for name in names:
+            await drop_db(admin_url, name)
     header = "".join(f"{n:>20,}" for n in SIZES)
     print(f"  {'request':32}{header}  goal")
-    for name in results[0]:
-        base = results[0][name]
+    for request in results[0]:
+        base_ms = results[0][request]
+        ratios = [r[request] / base_ms if base_ms else float("inf") for r in results]
         cells = "".join(
-            f"{r[name]:10.1f} ({r[name] / base if base else float('inf'):4.2f}x)" for r in results
+            f"{r[request]:10.1f} ({x:4.2f}x)" for r, x in zip(results, ratios, strict=True)
         )
-        worst = max(r[name] / base if base else float("inf") for r in results)
-        print(f"  {name:32}{cells}  {'ok' if worst <= 2 else 'MISSED'}")
+        print(f"  {request:32}{cells}  {'ok' if max(ratios) <= 2 else 'MISSED'}")
 
 
 if __name__ == "__main__":
