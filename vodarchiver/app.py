@@ -151,6 +151,7 @@ def build_downloads(
         backoff_max_s=settings.download_backoff_max_s,
         min_free_bytes=min_free,
         size_estimate_mbps=settings.download_size_estimate_mbps,
+        release_after_s=settings.disk_full_release_after_s,
     )
     return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy,
                          owner=owner)  # fmt: skip
@@ -463,7 +464,8 @@ def start_parts(
     )
     app = build_app(api, metrics, GuardPolicy.from_settings(settings), extra=console_endpoints,
                     extra_routes=console_routes)  # fmt: skip
-    server = HttpServer(app, sock)
+    server = HttpServer(app, sock, header_timeout_s=settings.http_header_timeout_s,
+                        max_connections=settings.http_max_connections)  # fmt: skip
     # Core tasks stop the daemon when they end; optional stages are restarted with backoff.
     supervisor.start("http", server.serve(), stop=server.stop)
     if db.embedded is not None:

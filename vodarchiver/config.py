@@ -271,6 +271,13 @@ VARIABLES: tuple[Variable, ...] = (
         "Free space DATA_DIR must keep: a download that would eat into it waits "
         "(`waiting_for_disk`) until space returns.", positive_float,
     ),
+    Variable(
+        "DISK_FULL_RELEASE_AFTER", "disk_full_release_after_s", "Storage", "30m",
+        "A download waiting for disk keeps the fragments it fetched, for the resume, this long "
+        "without progress; then they are removed, so a disk that stays full is not held at "
+        "100 %, and the VOD downloads from scratch once space returns. 0: remove them at once.",
+        parse_duration,
+    ),
     # Storage (retention) and Notifications (issue 12)
     Variable(
         "RETENTION_KEEP_DAYS", "retention_keep_days", "Storage", "",
@@ -529,6 +536,18 @@ VARIABLES: tuple[Variable, ...] = (
         "addresses and the `HTTP_ADDR` host; any other `Host` header is refused (DNS rebinding).",
         host_names,
     ),
+    Variable(
+        "HTTP_HEADER_TIMEOUT", "http_header_timeout_s", "HTTP", "10s",
+        "How long a client has to send a complete request head, from when it connects (and "
+        "again after each response); a slower one is disconnected. A request being answered is "
+        "never cut by it.", positive_duration,
+    ),
+    Variable(
+        "HTTP_MAX_CONNECTIONS", "http_max_connections", "HTTP", "200",
+        "Most connections open at once: beyond it, idle ones (waiting for a request or kept "
+        "alive) are closed, oldest first, and when all are busy the next request gets 503.",
+        int_in(1, 100_000),
+    ),
     # Logging
     Variable(
         "LOG_LEVEL", "log_level", "Logging", "info",
@@ -592,6 +611,7 @@ class Settings:
     download_rate_limit: str
     download_size_estimate_mbps: float
     disk_min_free_gb: float
+    disk_full_release_after_s: float
     youtube_upload_enabled: bool
     yt_client_id: str
     yt_client_secret: Secret | None
@@ -648,6 +668,8 @@ class Settings:
     http_addr: HostPort
     admin_token: Secret | None
     http_allowed_hosts: tuple[str, ...]
+    http_header_timeout_s: float
+    http_max_connections: int
     log_level: str
     log_format: str
     shutdown_timeout_s: float

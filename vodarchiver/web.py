@@ -44,12 +44,16 @@ from vodarchiver.models import VodState
 from vodarchiver.openapi import document
 from vodarchiver.pipeline.operator import Operator
 from vodarchiver.values import HostPort
+from vodarchiver.webconn import GuardedH11Protocol
 from vodarchiver.webguard import GuardPolicy, WebGuard
 from vodarchiver.websession import Sessions
 from vodarchiver.webspec import VOD_ID, BadInput, Endpoint, Param, error_response
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_CORRELATION_ID = 128
+# Connections the kernel queues before the loop accepts them (it accepts at once; what bounds
+# the daemon's resources is HTTP_MAX_CONNECTIONS, see webconn).
+BACKLOG = 1024
 # Any other method becomes "other": a label per invented method would grow /metrics without end.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # `GET /vods`: deeper than this, an offset would read every row it skips; `after` costs a page.
@@ -497,7 +501,7 @@ def bind(addr: HostPort) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(sockaddr)
-        sock.listen(1024)
+        sock.listen(BACKLOG)
     except OSError as exc:
         sock.close()
         reason = {
@@ -524,11 +528,31 @@ class _Server(uvicorn.Server):
 
 
 class HttpServer:
-    """uvicorn serving `app` on an already bound socket, inside the running event loop."""
+    """uvicorn serving `app` on an already bound socket, inside the running event loop.
 
-    def __init__(self, app: ASGIApp, sock: socket.socket, *, graceful_s: float = 3.0) -> None:
+    Each request's head must arrive within `header_timeout_s`, and at most `max_connections`
+    are open at once (idle ones make room; busy ones get 503): see `webconn`.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        sock: socket.socket,
+        *,
+        graceful_s: float = 3.0,
+        header_timeout_s: float = 10.0,
+        max_connections: int = 200,
+    ) -> None:
         config = uvicorn.Config(
             app,
+            http=GuardedH11Protocol.configured(
+                header_timeout_s=header_timeout_s, max_connections=max_connections
+            ),
+            ws="none",  # no route speaks WebSocket; an upgrade is served as plain HTTP
+            # uvicorn answers 503 once this many connections are open with a request each; one
+            # more than the cap, because its count includes the connection asking.
+            limit_concurrency=max_connections + 1,
+            backlog=BACKLOG,  # uvicorn listens again with its own (2048) unless told
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -538,6 +562,11 @@ class HttpServer:
         )
         self._server = _Server(config)
         self._sock = sock
+
+    @property
+    def open_connections(self) -> int:
+        """Connections open now (what HTTP_MAX_CONNECTIONS bounds)."""
+        return len(self._server.server_state.connections)
 
     async def serve(self) -> None:
         """Serve until `stop()`."""

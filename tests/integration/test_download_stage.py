@@ -4,6 +4,7 @@ the real yt-dlp and ffmpeg, and the fake CDN."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -16,11 +17,12 @@ import psycopg
 import psycopg_pool
 import pytest
 
-from tests.conftest import make_open_dir
+from tests.conftest import ManualClock, make_open_dir
 from tests.fakes.cdn import FakeCdn
 from tests.fakes.server import LocalServer
 from tests.integration.test_downloader import ytdlp_processes
 from tests.media import HlsVod, make_hls
+from tests.tmpfs import tmpfs
 from vodarchiver.db.actions import Actor
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.lifecycle import Action
@@ -43,13 +45,13 @@ class Rig:
     data_dir: Path
     db_url: str
 
-    def stage(self, **policy: Any) -> DownloadStage:
-        """A stage with quick retries and the given policy changes."""
+    def stage(self, clock: ManualClock | None = None, **policy: Any) -> DownloadStage:
+        """A stage with quick retries and the given policy changes (and clock)."""
         settings = {"workers": 1, "max_attempts": 3, "backoff_base_s": 60.0, "backoff_max_s": 3600.0,
                     "min_free_bytes": 0, "size_estimate_mbps": 8.0, **policy}  # fmt: skip
         downloader = Downloader(fragments=4, retries=2, retry_sleep=(0.05, 0.1))
         return DownloadStage(self.store, downloader, self.metrics, data_dir=self.data_dir,
-                             policy=DownloadPolicy(**settings))  # fmt: skip
+                             policy=DownloadPolicy(**settings), clock=clock or ManualClock())  # fmt: skip
 
     async def add_vod(
         self, vod_id: str, *, name: str = "vod", days_left: float = 5, priority: int = 0
@@ -222,6 +224,105 @@ async def test_a_cancel_from_elsewhere_stops_the_download_at_its_next_progress_w
     await asyncio.wait_for(running, 5)
     assert await rig.row("v1", "state") == ("canceled",)
     assert ytdlp_processes(rig.data_dir.resolve() / "alice" / "v1") == []
+
+
+async def test_a_failure_that_is_not_enospc_counts_even_on_a_nearly_full_disk(rig: Rig) -> None:
+    """With under 256 MiB free, a fragment that never comes is a counted failure (then given up), never `waiting_for_disk`."""
+    with tmpfs(64 * 2**20) as fs:
+        small = dataclasses.replace(rig, data_dir=fs.path)
+        await rig.add_vod("v1")
+        rig.cdn.fail("vod", rig.vod.segment_names()[5], 500, times=None)
+        stage = small.stage(max_attempts=2, size_estimate_mbps=0.1)
+        await stage.run_once()
+        assert fs.free() < 256 * 2**20
+        state, attempts, error = await rig.row(
+            "v1", "state", "download_attempts", "processing_error"
+        )
+        assert (state, attempts) == ("failed_retryable", 1)
+        assert "disk" not in error
+        await rig.sql("UPDATE vods SET next_attempt_at = now()")
+        await stage.run_once()
+        assert await rig.row("v1", "state", "download_attempts") == ("failed_permanent", 2)
+
+
+async def test_a_real_enospc_midway_waits_for_disk_and_keeps_the_fragments(rig: Rig) -> None:
+    """yt-dlp meeting a full disk (a tmpfs smaller than the VOD): `waiting_for_disk`, not counted, fragments kept for the resume."""
+    with tmpfs(rig.vod.total_bytes // 2) as fs:
+        small = dataclasses.replace(rig, data_dir=fs.path)
+        await rig.add_vod("v1")
+        await small.stage(size_estimate_mbps=0.01).run_once()
+        state, attempts, error = await rig.row(
+            "v1", "state", "download_attempts", "processing_error"
+        )
+        assert (state, attempts) == ("waiting_for_disk", 0)
+        assert "disk is full" in error
+        assert any((fs.path / "alice" / "v1").glob("v1.ts*"))
+
+
+async def test_kept_fragments_are_released_when_the_disk_stays_full_past_the_setting(
+    rig: Rig,
+) -> None:
+    """Fragments kept while waiting for disk go once the wait passes DISK_FULL_RELEASE_AFTER (the disk is no longer full); when space returns the VOD downloads from scratch."""
+    clock = ManualClock()
+    with tmpfs(rig.vod.total_bytes // 2) as fs:
+        small = dataclasses.replace(rig, data_dir=fs.path)
+        directory = fs.path / "alice" / "v1"
+        await rig.add_vod("v1")
+        await small.stage(clock, size_estimate_mbps=0.01).run_once()  # yt-dlp meets ENOSPC
+        assert await rig.row("v1", "state", "download_attempts") == ("waiting_for_disk", 0)
+        kept = sum(p.stat().st_size for p in directory.glob("v1.ts*"))
+        assert kept > 0
+        held_free = fs.free()
+
+        async def recheck(minutes: float) -> tuple[Any, ...]:
+            clock.at(minutes=minutes)
+            await rig.sql("UPDATE vods SET updated_at = now() - interval '2 minutes'")
+            await small.stage(clock, release_after_s=1800).run_once()  # 8 Mbps: no room
+            return await rig.row("v1", "state", "download_attempts")
+
+        assert await recheck(29) == ("waiting_for_disk", 0)
+        assert sum(p.stat().st_size for p in directory.glob("v1.ts*")) == kept  # still kept
+        assert await recheck(31) == ("waiting_for_disk", 0)
+        assert not any(directory.glob("v1.ts*"))
+        assert fs.free() >= held_free + kept  # the filesystem is no longer held full
+        fs.resize(512 * 2**20)  # space returns
+        served = len(rig.cdn.requests)
+        assert await recheck(32) == ("downloaded", 0)
+        first = rig.vod.segment_names()[0]
+        assert any(path.endswith(first) for path, _ in rig.cdn.requests[served:])  # from scratch
+
+
+async def test_a_download_that_got_further_before_the_disk_filled_again_waits_afresh(
+    rig: Rig,
+) -> None:
+    """The wait counts from the last progress: an attempt that fetched more before meeting ENOSPC again keeps its fragments."""
+    clock = ManualClock()
+    with tmpfs(rig.vod.total_bytes // 3) as fs:
+        small = dataclasses.replace(rig, data_dir=fs.path)
+        directory = fs.path / "alice" / "v1"
+        await rig.add_vod("v1")
+        await small.stage(clock, size_estimate_mbps=0.01).run_once()  # ENOSPC at a third
+        first = sum(p.stat().st_size for p in directory.glob("v1.ts*"))
+        fs.resize(rig.vod.total_bytes * 2 // 3)  # some space returns, not enough
+        clock.at(minutes=40)
+        await rig.sql("UPDATE vods SET updated_at = now() - interval '2 minutes'")
+        await small.stage(clock, size_estimate_mbps=0.01, release_after_s=1800).run_once()
+        assert await rig.row("v1", "state", "download_attempts") == ("waiting_for_disk", 0)
+        assert sum(p.stat().st_size for p in directory.glob("v1.ts*")) > first  # kept, and more
+
+
+async def test_enospc_from_the_filesystem_itself_waits_for_disk(rig: Rig) -> None:
+    """ENOSPC raised in our own code (no inode left for the VOD's folder) is a full disk too, not a counted failure."""
+    with tmpfs(512 * 2**20, inodes=1) as fs:  # plenty of bytes free, no inode
+        small = dataclasses.replace(rig, data_dir=fs.path)
+        await rig.add_vod("v1")
+        await small.stage(size_estimate_mbps=0.01).run_once()
+        state, attempts, error = await rig.row(
+            "v1", "state", "download_attempts", "processing_error"
+        )
+        assert (state, attempts) == ("waiting_for_disk", 0)
+        assert "No space left on device" in error
+        assert rig.cdn.served() == 0
 
 
 def test_failures_are_decided_by_their_kind() -> None:

@@ -20,6 +20,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from vodarchiver import process
@@ -30,6 +31,7 @@ _TAIL_LINES = 200
 _REMUX_TIMEOUT_S = 3600.0
 _PROBE_TIMEOUT_S = 120.0
 _PIPE_BYTES = 1 << 20  # Linux's limit for an unprivileged process (/proc/sys/fs/pipe-max-size)
+WAITING_MARKER = ".waiting-for-disk"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,11 @@ class Job:
     def mp4_part(self) -> Path:
         """ffmpeg's output before it is verified."""
         return self.directory / f"{self.vod_id}.mp4.part"
+
+    @property
+    def waiting_marker(self) -> Path:
+        """An empty file whose mtime says since when these partial files wait for disk."""
+        return self.directory / WAITING_MARKER
 
     def partial_bytes(self) -> int:
         """Bytes already on disk from earlier attempts (what a resume will not fetch again)."""
@@ -230,9 +237,14 @@ class Downloader:
 
     async def download(self, job: Job, on_progress: ProgressCallback) -> Downloaded | Failure:
         """Download, remux and verify; a Failure says why not. Cancellation stops yt-dlp."""
-        job.directory.mkdir(parents=True, exist_ok=True)
-        async with _exclusive(job.directory):
-            return await self._download(job, on_progress)
+        try:
+            job.directory.mkdir(parents=True, exist_ok=True)
+            async with _exclusive(job.directory):
+                return await self._download(job, on_progress)
+        except OSError as exc:
+            if not ytdlp.disk_full_error(exc):
+                raise
+            return Failure(Outcome.NO_DISK, f"the disk is full: {exc.strerror} ({exc.filename})")
 
     async def _download(self, job: Job, on_progress: ProgressCallback) -> Downloaded | Failure:
         if job.mp4.exists():  # a run killed after the rename but before it was recorded
@@ -363,6 +375,53 @@ class Downloader:
                 "incomplete download",
             )
         return probe.duration_s
+
+    @staticmethod
+    def waiting_since(job: Job) -> datetime | None:
+        """Since when the VOD's partial files wait for disk (see `mark_waiting`); None: not."""
+        try:
+            return datetime.fromtimestamp(job.waiting_marker.stat().st_mtime, UTC)
+        except OSError:
+            return None
+
+    @staticmethod
+    def mark_waiting(job: Job, since: datetime) -> bool:
+        """Record that the partial files wait for disk from `since` (an empty file's mtime: it
+        needs no data block on a full disk). Nothing is recorded for a VOD with no files."""
+        if not job.directory.is_dir():
+            return False
+        try:
+            job.waiting_marker.touch()
+            os.utime(job.waiting_marker, (since.timestamp(), since.timestamp()))
+        except OSError:  # not even an inode left
+            return False
+        return True
+
+    @staticmethod
+    def clear_waiting(job: Job) -> None:
+        """The wait is over (an attempt ran and ended otherwise)."""
+        job.waiting_marker.unlink(missing_ok=True)
+
+    @staticmethod
+    def release(job: Job) -> int:
+        """Remove the partial files of a VOD that no download is working on; the bytes freed.
+
+        Taken under the directory's lock, without waiting: a download holding it keeps them.
+        """
+        if not job.directory.is_dir():
+            return 0
+        try:
+            fh = open(job.directory / ".lock", "a+b")  # noqa: SIM115 - closed below
+        except OSError:
+            return 0
+        with fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0
+            freed = sum(p.stat().st_size for p in job.directory.iterdir() if p.is_file())
+            shutil.rmtree(job.directory, ignore_errors=True)
+        return freed
 
     @staticmethod
     def remove_files(job: Job) -> None:

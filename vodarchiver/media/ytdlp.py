@@ -14,6 +14,7 @@ comes fail the download, rather than yt-dlp skipping it and producing a file wit
 from __future__ import annotations
 
 import enum
+import errno
 import json
 import math
 import re
@@ -168,6 +169,11 @@ _NO_DISK = re.compile(r"No space left on device|Errno 28|disk quota exceeded", r
 def disk_full(output: str) -> bool:
     """Whether a program's output says the disk (or the quota) is full."""
     return _NO_DISK.search(output) is not None
+
+
+def disk_full_error(exc: BaseException) -> bool:
+    """Whether an exception is the filesystem's own ENOSPC (no block or inode left) or EDQUOT."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 _RULES: tuple[tuple[Outcome, re.Pattern[str]], ...] = (

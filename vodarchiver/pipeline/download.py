@@ -7,8 +7,11 @@ download, record. An attempt ends in one of:
 - `failed_retryable` with `next_attempt_at` (capped exponential backoff on the failed attempts),
   or `failed_permanent` once DOWNLOAD_MAX_ATTEMPTS attempts have failed;
 - `gone` (404, deleted on Twitch), `skipped_restricted` (subscriber-only, login required);
-- `waiting_for_disk`, when the disk is too full to start or filled up midway (the fragments
-  already fetched are kept for the resume); not a failure;
+- `waiting_for_disk`, when the free-space check finds too little room before it starts, or the
+  disk filled up midway (a real ENOSPC: in yt-dlp's or ffmpeg's output, or an OSError's errno);
+  not a failure. The fragments already fetched are kept for the resume, until the VOD has
+  waited DISK_FULL_RELEASE_AFTER without progress: then they are removed, so a disk that stays
+  full is not held at 100 %, and the download starts again from scratch once space returns;
 - stopped by an operator (cancel, skip: the row is no longer ours): the download stops at once,
   its files go, and it is not a failure.
 The transitions are the lifecycle's (lifecycle.py); claiming, the heartbeat, stops and the owner
@@ -35,18 +38,17 @@ from vodarchiver.errors import DatabaseUnavailable
 from vodarchiver.lifecycle import Event, RetryPolicy
 from vodarchiver.logs import get_logger
 from vodarchiver.media.downloader import Downloaded, Downloader, Job
-from vodarchiver.media.ytdlp import Failure, Outcome, Progress
+from vodarchiver.media.ytdlp import Failure, Outcome, Progress, disk_full_error
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import DownloadClaim, DownloadResult, DownloadState, VodState
 from vodarchiver.pipeline.leased import LeasedWorkers, Owner
-from vodarchiver.pipeline.rules import estimated_bytes, room_to_download
+from vodarchiver.pipeline.rules import disk_wait_over, estimated_bytes, room_to_download
 from vodarchiver.pipeline.vod_process import log_vod_process
 
 LEASE_S = 60.0
 PROGRESS_EVERY_S = 1.0  # at most one progress write a second per download
 LOG_PROGRESS_EVERY_S = 15.0
 IDLE_POLL_S = 5.0
-_NEARLY_FULL = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class DownloadPolicy:
     backoff_max_s: float
     min_free_bytes: int
     size_estimate_mbps: float
+    release_after_s: float = 1800.0  # DISK_FULL_RELEASE_AFTER
 
 
 @dataclass
@@ -159,8 +162,9 @@ class DownloadStage:
         except Exception as exc:  # a bug or the filesystem: a counted attempt, never a crash
             self._log.exception("download_crashed")
             reason = f"unexpected {exc.__class__.__name__}: {exc}"
+            outcome = Outcome.NO_DISK if disk_full_error(exc) else Outcome.RETRY
             with contextlib.suppress(DatabaseUnavailable):
-                await self._failed(attempt, Failure(Outcome.RETRY, reason[:500]))
+                await self._failed(attempt, Failure(outcome, reason[:500]))
             return False
         finally:
             self._progress.pop(token, None)
@@ -188,14 +192,20 @@ class DownloadStage:
         if not await self._has_room(attempt, job):
             return None
         self._metrics.downloads_started.inc()
+        before = job.partial_bytes()
         self._log.info("download_started", url=claim.url, attempt=claim.failed_attempts + 1,
-                       resume_bytes=job.partial_bytes())  # fmt: skip
+                       resume_bytes=before)  # fmt: skip
         begin = time.monotonic()
         outcome = await self._downloader.download(job, functools.partial(self._report, attempt))
         elapsed = time.monotonic() - begin
         if isinstance(outcome, Downloaded):
             await self._succeeded(attempt, job, outcome, elapsed)
             return True
+        if outcome.outcome is Outcome.NO_DISK:
+            note = self._waiting_for_disk(job, progressed=job.partial_bytes() > before)
+            outcome = Failure(outcome.outcome, outcome.reason + note)
+        else:
+            self._downloader.clear_waiting(job)
         await self._failed(attempt, outcome)
         return False
 
@@ -223,13 +233,42 @@ class DownloadStage:
             return True
         self._log.warning("download_waiting_for_disk", free_bytes=free, estimate_bytes=estimate,
                           min_free_bytes=self._policy.min_free_bytes)  # fmt: skip
+        note = self._waiting_for_disk(job, progressed=False)  # still ours: nobody else downloads
         await self._finish(attempt, self._result(
             Event.DISK_FULL,
             error=f"waiting for disk: {free / 2**30:.1f} GiB free, the download needs about "
                   f"{2 * estimate / 2**30:.1f} GiB and {self._policy.min_free_bytes / 2**30:.1f}"
-                  " GiB must stay free",
+                  f" GiB must stay free{note}",
         ))  # fmt: skip
         return False
+
+    def _waiting_for_disk(self, job: Job, *, progressed: bool) -> str:
+        """Keep a waiting VOD's partial files for the resume, or release them once it has waited
+        DISK_FULL_RELEASE_AFTER without progress; what the VOD's error should add about it.
+
+        The wait's start is the mtime of an empty marker file beside the files (so it lives and
+        goes with them), set from the stage's clock at the first disk-full outcome and again
+        whenever an attempt got further before the disk filled up again.
+        """
+        now = self._clock()
+        since = self._downloader.waiting_since(job)
+        if since is None or progressed:
+            if not self._downloader.mark_waiting(job, now):
+                return ""  # no files to keep (or not even an inode to say since when)
+            since = now
+        if not disk_wait_over(waiting_since=since, now=now,
+                              release_after_s=self._policy.release_after_s):  # fmt: skip
+            return ""
+        freed = self._downloader.release(job)
+        if not freed:
+            return ""
+        waited_s = (now - since).total_seconds()
+        self._log.warning("download_partial_released", freed_bytes=freed, waited_s=round(waited_s),
+                          why="the disk stayed full past DISK_FULL_RELEASE_AFTER; the download "
+                              "starts again from scratch once space returns")  # fmt: skip
+        return (f"; its partial files ({freed / 2**20:.1f} MiB) were removed after "
+                f"waiting {waited_s / 60:.0f} min, the download starts again once space "
+                "returns")  # fmt: skip
 
     async def _succeeded(
         self, attempt: _Attempt, job: Job, done: Downloaded, elapsed_s: float
@@ -259,12 +298,9 @@ class DownloadStage:
         await log_vod_process(self._store, "vod_downloaded", dl_ms=elapsed_s * 1000)
 
     async def _failed(self, attempt: _Attempt, failure: Failure) -> None:
-        if failure.outcome is Outcome.RETRY:
-            # yt-dlp does not always say so (a fragment write fails, it retries, it gives up on
-            # the fragment): a disk that is now nearly full was the cause, not the CDN.
-            free = shutil.disk_usage(self._data_dir).free
-            if free < max(self._policy.min_free_bytes, _NEARLY_FULL):
-                failure = Failure(Outcome.NO_DISK, f"the disk is full ({failure.reason})")
+        # Only a real ENOSPC (in yt-dlp's or ffmpeg's output, or our own OSError) is NO_DISK:
+        # little free space alone proves nothing, and a failure relabelled "disk full" would
+        # never be counted or given up.
         result = self.decide(attempt.claim.failed_attempts, failure)
         self._metrics.downloads_failed.inc()
         await self._finish(attempt, result)

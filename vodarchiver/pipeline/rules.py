@@ -57,3 +57,13 @@ def room_to_download(
     """
     need = max(0, 2 * estimate_bytes - partial_bytes)
     return free_bytes - need >= min_free_bytes
+
+
+def disk_wait_over(*, waiting_since: datetime, now: datetime, release_after_s: float) -> bool:
+    """Whether a download waiting for disk has held its partial files long enough.
+
+    Kept, they make the resume cheap; but on a disk that stays full they hold it at 100 %, so
+    after DISK_FULL_RELEASE_AFTER without progress they go and the VOD starts again from
+    scratch once space returns.
+    """
+    return (now - waiting_since).total_seconds() >= release_after_s
