@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import chat, chat_takeover, console, discovery, download, replay, scale, startup, upload
+from bench import chat, console, discovery, download, replay, scale, startup, upload
 from bench.common import external_server
 from vodarchiver import logs
 
@@ -18,7 +18,6 @@ async def run_all() -> None:
         await download.main(admin_url)
         await upload.main(admin_url)
         await chat.main(admin_url)
-        await chat_takeover.main(admin_url)
         await replay.main(admin_url)
         await console.main(admin_url)
         await scale.main(admin_url)

@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection
 import psycopg
 import psycopg_pool
 
+from bench import chat_takeover
 from bench.common import admin_database, drop_db, external_server
 from tests.fakes.irc import FakeIrc
 from vodarchiver import logs
@@ -290,6 +291,8 @@ async def main(admin_url: str) -> None:
             else:
                 cells.append(f"{'-':>28}")
         print(f"  {rate:>6,} msg/s: " + " | ".join(cells))
+    # Across replicas: how long a channel goes unrecorded when its replica dies.
+    await chat_takeover.main(admin_url)
 
 
 async def _alone() -> None:

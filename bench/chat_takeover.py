@@ -8,7 +8,7 @@ the lines sent meanwhile that no replica stored. Cases:
   SIGKILL, CHAT_LEASE=2s and 6s (the default): the lease must run out first;
   SIGTERM, 6s: a clean stop deletes the lease, the other takes it at its next pass;
   SIGKILL with CHAT_REDUNDANCY=2: the other replica was connected all along.
-`python -m bench.chat_takeover` runs it alone.
+`python -m bench.chat_takeover` runs it alone; `make bench` runs it after bench/chat.py's figures.
 
 BENCH notes (2026-12-06, this 2-core machine shared with other sessions, PostgreSQL 15; median of
 3 runs, min-max):
