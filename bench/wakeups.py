@@ -106,7 +106,6 @@ async def old_claim_ms(url: str) -> float:
         async def once() -> None:
             cur = await conn.execute(OLD_CLAIM, {"owner": "bench", "lease_s": 60})
             assert await cur.fetchone() is None
-            return None
 
         ms = await median_ms(once)
         await conn.rollback()
@@ -153,7 +152,7 @@ class _Kv:
 async def wake_latency_ms(url: str, store: UploadStore, rounds: int = 20) -> list[float]:
     """From a queued VOD's commit to its claim, `rounds` times, with the poll at 60 s."""
     stage = _Stage(store)
-    workers = LeasedWorkers(stage, _Kv(), Owner(Path("/tmp")), workers=2, lease_s=60)
+    workers = LeasedWorkers(stage, _Kv(), Owner(Path.cwd()), workers=2, lease_s=60)
     connected = asyncio.Event()
     wakeups = ClaimWakeups(url, {"download": workers.wake, "bench": connected.set})
     workers.heard = wakeups.listening

@@ -110,7 +110,7 @@ class Running:
 
     async def sql(self, query: str, *params: object) -> list[tuple[Any, ...]]:
         async with await psycopg.AsyncConnection.connect(self.db_url, autocommit=True) as conn:
-            cur = await conn.execute(query, list(params))  # type: ignore[arg-type]  # test SQL
+            cur = await conn.execute(query, list(params))
             return await cur.fetchall() if cur.description else []
 
 
@@ -127,7 +127,7 @@ async def run(db_url: str) -> AsyncIterator[Callable[[str], Awaitable[Running]]]
     async def start(name: str) -> Running:
         store = UploadStore(pool)
         stage = RecordingStage(name, store)
-        workers = LeasedWorkers(stage, Kv(), Owner(Path("/tmp")), workers=WORKERS, lease_s=60)
+        workers = LeasedWorkers(stage, Kv(), Owner(Path.cwd()), workers=WORKERS, lease_s=60)
         connected: asyncio.Queue[None] = asyncio.Queue()
         # Every (re)connection wakes every entry: the test's own entry says it connected.
         stages = {name: workers.wake, "test_probe": lambda: connected.put_nowait(None)}
@@ -200,7 +200,8 @@ async def test_a_finished_download_wakes_the_upload_workers(
     r = await run("upload")
     await r.store.vods_upsert([discovered("7003")])
     claim = await r.store.download_claim(owner="elsewhere", lease_s=60)
-    assert claim is not None and claim.vod_id == "7003"
+    assert claim is not None
+    assert claim.vod_id == "7003"
     finished = DownloadResult(VodState.DOWNLOADED, DownloadState.DOWNLOADED, 0,
                               file_path=Path("/data/7003.mp4"), file_size=1)  # fmt: skip
     assert await r.store.download_finish(claim.row_id, owner="elsewhere", result=finished)
@@ -219,7 +220,8 @@ async def test_a_killed_listen_connection_reconnects_and_work_still_flows(
     assert killed == [(True,)]
     async with asyncio.timeout(15):
         await r.connected.get()  # reconnected, and every stage woken
-    assert r.wakeups.listening() and r.wakeups.connections == 2
+    assert r.wakeups.listening()
+    assert r.wakeups.connections == 2
     await r.stage.wait_idle(r.stage.idle + WORKERS)
     await r.store.vods_upsert([discovered("7004")])
     assert await r.claimed_within(PICKUP_S) == "7004"
@@ -246,7 +248,7 @@ async def idle_claim_buffers(conn: psycopg.AsyncConnection[Any], name: str) -> i
     """The pages (shared hit + read) the claim statement touches when nothing is due."""
     cur = psycopg.AsyncClientCursor(conn)
     query = f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {q(name)}"
-    await cur.execute(query, {"owner": "probe", "lease_s": 60})  # type: ignore[arg-type]
+    await cur.execute(query, {"owner": "probe", "lease_s": 60})
     row = await cur.fetchone()
     assert row is not None
     plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
