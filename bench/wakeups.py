@@ -34,7 +34,8 @@ SMALL = 1_000
 LARGE = 1_000_000
 POLL_S = 60.0
 
-# An archive: mostly uploaded, a few per cent in each state a stage may claim, none of them due.
+# An archive: mostly uploaded, a few per cent in each state a stage may claim, none of them due
+# (rows waiting for disk stamped a day ahead, so a slow build does not make them due).
 FILL = """
 INSERT INTO vods (twitch_vod_id, channel, state, download_state, url, file_path, priority,
                   expires_at, next_attempt_at, claimed_by, claim_until, updated_at)
@@ -47,7 +48,7 @@ SELECT 'b' || n, 'ch' || (n %% 1000),
                      ELSE 'downloaded' END,
        'https://x/' || n, '/data/' || n || '.mp4', n %% 3,
        now() + make_interval(days => n %% 60), now() + interval '1 hour',
-       'someone:' || n, now() + interval '1 hour', now()
+       'someone:' || n, now() + interval '1 hour', now() + interval '1 day'
 FROM generate_series(%(first)s::int, %(last)s::int) AS n
 """
 

@@ -239,7 +239,7 @@ SELECT 'f' || %(tag)s || n, 'ch' || (n %% 50),
               'downloaded', 'failed_permanent'])[1 + n %% 7],
        'https://x/' || n, '/data/' || n || '.mp4', n %% 3,
        now() + make_interval(days => n %% 60), now() + interval '1 hour',
-       'someone:' || n, now() + interval '1 hour', now()
+       'someone:' || n, now() + interval '1 hour', now() + interval '1 day'
 FROM generate_series(1, %(n)s) AS n
 """
 

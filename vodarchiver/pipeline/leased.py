@@ -119,6 +119,11 @@ def idle_wait(poll_s: float, due_s: float | None) -> float:
     return min(poll_s, max(MIN_WAIT_S, due_s))
 
 
+def worker_wait(stage_wait: float, heard: bool) -> float:
+    """The stage's wait, or at most UNHEARD_POLL_S while no wake-up can arrive."""
+    return stage_wait if heard else min(stage_wait, UNHEARD_POLL_S)
+
+
 def monitor_keys(stage: str) -> tuple[str, str, str]:
     """The `kv` keys of a stage's last claim, success and failure times."""
     return (f"{stage}_last_claim_at", f"{stage}_last_success_at", f"{stage}_last_failure_at")
@@ -188,9 +193,8 @@ class LeasedWorkers(Generic[C]):
                 wake.clear()  # before the claim: a wake-up during it is kept for the wait
                 got = await self.run_once()
                 if isinstance(got, float):
-                    wait = got if self.heard() else min(got, UNHEARD_POLL_S)
                     with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(wait):
+                        async with asyncio.timeout(worker_wait(got, self.heard())):
                             await wake.wait()
         finally:
             self._wakes.discard(wake)
