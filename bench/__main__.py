@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import chat, console, discovery, download, replay, startup, upload, wakeups
+from bench import chat, console, discovery, download, replay, scale, startup, upload, wakeups
 from bench.common import external_server
 from vodarchiver import logs
 
@@ -20,6 +20,7 @@ async def run_all() -> None:
         await chat.main(admin_url)
         await replay.main(admin_url)
         await console.main(admin_url)
+        await scale.main(admin_url)
         print("Idle claims and wake-ups:")
         await wakeups.main(admin_url)
 

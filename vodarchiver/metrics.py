@@ -65,11 +65,7 @@ class Metrics:
             buckets=_HTTP_BUCKETS,
             registry=self.registry,
         )
-        self.database_up = Gauge(
-            "vodarchiver_database_up",
-            "1 when the last database round trip succeeded, else 0.",
-            registry=self.registry,
-        )
+        self.database_up, self.scrape_slow = self._database_metrics()
         self.vod_queue_depth = Gauge(
             "vod_queue_depth",
             "VODs the pipeline still has to download or upload, retries included.",
@@ -282,6 +278,21 @@ class Metrics:
             "Placeholders still without their VOD VOD_RECONCILE_WINDOW after the stream ended.",
             registry=self.registry,
         )
+
+    def _database_metrics(self) -> tuple[Gauge, Counter]:
+        """Down is the ping's answer; slow is a scrape whose figures came too late."""
+        up = Gauge(
+            "vodarchiver_database_up",
+            "1 when the last liveness ping of the database succeeded, else 0.",
+            registry=self.registry,
+        )
+        slow = Counter(
+            "vodarchiver_scrape_slow_total",
+            "Scrapes whose database figures were not read within 2 s although the database "
+            "answered its ping (slow or busy, not down); the gauges kept their last values.",
+            registry=self.registry,
+        )
+        return up, slow
 
     def record_vod_counts(self, counts: dict[VodState, int]) -> None:
         """Refresh the per-state gauges from a count of every state."""

@@ -8,6 +8,7 @@ else starts, so a taken or invalid HTTP_ADDR stops start-up at once with a messa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import logging
@@ -32,6 +33,7 @@ from vodarchiver.admin_api import AdminApi
 from vodarchiver.chat_export import message_json
 from vodarchiver.db.chat_store import ChatStore
 from vodarchiver.db.probe import DatabaseProbe
+from vodarchiver.db.store import ListCursor, ScrapeFigures
 from vodarchiver.db.uploads import UploadStore
 from vodarchiver.errors import DatabaseUnavailable, StartupError
 from vodarchiver.health import STATUS_KV_KEYS, ReadinessCheck, ReadinessLog, run_checks, summarize
@@ -45,7 +47,7 @@ from vodarchiver.values import HostPort
 from vodarchiver.webconn import GuardedH11Protocol
 from vodarchiver.webguard import GuardPolicy, WebGuard
 from vodarchiver.websession import Sessions
-from vodarchiver.webspec import VOD_ID, Endpoint, Param
+from vodarchiver.webspec import VOD_ID, BadInput, Endpoint, Param, error_response
 
 CORRELATION_HEADER = "X-Correlation-ID"
 MAX_CORRELATION_ID = 128
@@ -54,6 +56,8 @@ MAX_CORRELATION_ID = 128
 BACKLOG = 1024
 # Any other method becomes "other": a label per invented method would grow /metrics without end.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# `GET /vods`: deeper than this, an offset would read every row it skips; `after` costs a page.
+MAX_OFFSET = 10_000
 _QUIET_ROUTES = frozenset(
     {"/healthz", "/readyz", "/metrics", "/vods", "/vods/{vod_id}"}
 )  # probes: logged at debug
@@ -144,6 +148,7 @@ class Api:
         archive: Callable[[str], Awaitable[dict[str, Any]]] | None = None,  # issue 13's fields
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         notifications: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        scrape_timeout_s: float = 2.0,
     ) -> None:
         self._store = store
         self._probe = probe
@@ -159,6 +164,8 @@ class Api:
         self._clock = clock
         self._notifications = notifications
         self._readiness = ReadinessLog()
+        self._scrape: asyncio.Future[ScrapeFigures] | None = None
+        self._scrape_timeout_s = scrape_timeout_s
 
     @property
     def operator(self) -> Operator:
@@ -190,13 +197,16 @@ class Api:
         """The runbook's summary."""
         try:
             await self._probe.ping()  # fails at once in an outage, where the pool would wait
+        except DatabaseUnavailable:
+            return JSONResponse({"error": "database unavailable"}, 503)
+        try:
             counts = await self._store.vod_counts_by_state()
             kv = await self._store.kv_get_many(STATUS_KV_KEYS)
             uploads = await self._uploads() if self._uploads else {"enabled": False}
             chat = await self._chat_status() if self._chat_status is not None else None
             notes = await self._notifications() if self._notifications is not None else None
-        except DatabaseUnavailable:
-            return JSONResponse({"error": "database unavailable"}, 503)
+        except DatabaseUnavailable:  # it answered the ping: slow or busy, not down
+            return JSONResponse({"error": "database slow: the summary was not read in time"}, 503)
         doc = summarize(
             counts, kv, version=self._version, started_at=self._started_at, now=self._clock()
         )
@@ -235,51 +245,67 @@ class Api:
         })  # fmt: skip
 
     async def metrics(self, _: Request) -> Response:
-        """Prometheus exposition; database gauges are refreshed at scrape time."""
+        """Prometheus exposition; database gauges are refreshed at scrape time.
+
+        `vodarchiver_database_up` is the liveness ping's answer. The figures are read once for
+        all the scrapes that arrive while a read is under way; a read that does not finish in
+        time although the ping answered is a slow database, not a down one: it counts in
+        `vodarchiver_scrape_slow_total` and the gauges keep their last values.
+        """
         try:
             await self._probe.ping()
-            counts = await self._store.vod_counts_by_state(timeout_s=2.0)
-            expiring = await self._store.vods_expiring_soon(hours=48)
-            waiting = await self._store.vods_waiting_for_disk()
-            next_expiry = await self._store.vods_next_expiry()
         except DatabaseUnavailable:
             self._metrics.database_up.set(0)
+            return Response(self._metrics.render(), media_type=CONTENT_TYPE)
+        self._metrics.database_up.set(1)
+        try:
+            figures = await self._scrape_figures()
+        except DatabaseUnavailable:
+            self._metrics.scrape_slow.inc()
         else:
-            self._metrics.database_up.set(1)
-            self._metrics.record_vod_counts(counts)
-            self._metrics.vods_expiring_soon.set(expiring)
-            self._metrics.vods_waiting_for_disk.set(waiting)
-            self._metrics.set_next_expiry(next_expiry)
+            self._metrics.record_vod_counts(figures.counts)
+            self._metrics.vods_expiring_soon.set(figures.expiring_soon)
+            self._metrics.vods_waiting_for_disk.set(figures.counts[VodState.WAITING_FOR_DISK])
+            self._metrics.set_next_expiry(figures.next_expiry)
         return Response(self._metrics.render(), media_type=CONTENT_TYPE)
 
+    async def _scrape_figures(self) -> ScrapeFigures:
+        """One read of the scrape's figures shared by every scrape waiting for it (shielded, so a
+        scraper that hangs up does not cancel the others' read)."""
+        if self._scrape is None or self._scrape.done():
+            self._scrape = asyncio.ensure_future(
+                self._store.scrape_figures(timeout_s=self._scrape_timeout_s)
+            )
+            self._scrape.add_done_callback(_retrieve)
+        return await asyncio.shield(self._scrape)
+
     async def vods(self, request: Request) -> Response:
-        """VODs in queue order, paged: ?channel=&state=&limit=&offset=."""
-        query = request.query_params
-        state = query.get("state") or None
-        if state is not None and state not in _STATES:
-            return JSONResponse({"error": f"unknown state {state[:40]!r}"}, 400)
+        """VODs in queue order, paged: ?channel=&state=&limit=, then `after` (the previous page's
+        `next`) or a small `offset`."""
+        params = request.state.params
+        limit, offset = int(params.get("limit", 50)), int(params.get("offset", 0))
         try:
-            limit = int(query.get("limit", "50"))
-            offset = int(query.get("offset", "0"))
+            after = list_cursor(params["after"]) if "after" in params else None
         except ValueError:
-            return JSONResponse({"error": "limit and offset must be whole numbers"}, 400)
-        if not 1 <= limit <= 500 or offset < 0:
-            return JSONResponse({"error": "limit must be 1..500 and offset >= 0"}, 400)
-        channel = (query.get("channel") or "").lower() or None
+            return error_response(BadInput("after", "not a cursor from `next`"))
+        channel = str(params.get("channel", "")).lower() or None
         try:
             rows = await self._store.vods_list(
-                channel=channel, state=state, limit=limit, offset=offset
-            )
+                channel=channel, state=params.get("state"), limit=limit + 1, offset=offset,
+                after=after,
+            )  # fmt: skip
         except DatabaseUnavailable:
             return JSONResponse({"error": "database unavailable"}, 503)
-        return JSONResponse(
-            {
-                "items": [vod_json(row) for row in rows],
-                "limit": limit,
-                "offset": offset,
-                "next_offset": offset + limit if len(rows) == limit else None,
-            }
-        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = ListCursor(**_cursor_fields(rows[-1])) if more else None
+        return JSONResponse({
+            "items": [vod_json({k: v for k, v in row.items() if k != "row_id"}) for row in rows],
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if more and offset + limit <= MAX_OFFSET else None,
+            "next": encode_list_cursor(cursor) if cursor else None,
+        })  # fmt: skip
 
     async def vod(self, request: Request) -> Response:
         """One VOD by its Twitch id."""
@@ -308,6 +334,48 @@ class Api:
         }  # fmt: skip
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Collect a shared read's outcome, so a failure nobody awaited is not reported as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _utc(when: datetime) -> str:
+    # UTC with a `Z`: an offset's `+` would read as a space in a query string copied unencoded.
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _cursor_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    expiry = row["expires_at"]
+    return {"priority": int(row["priority"]), "row_id": int(row["row_id"]),
+            "expiry": _utc(expiry) if expiry is not None else "infinity"}  # fmt: skip
+
+
+def encode_list_cursor(cursor: ListCursor) -> str:
+    """`GET /vods`'s `next`: `<priority>_<expiry>_<row id>`, the expiry in UTC or `infinity`."""
+    return f"{cursor.priority}_{cursor.expiry}_{cursor.row_id}"
+
+
+def list_cursor(raw: str) -> ListCursor:
+    """The inverse of `encode_list_cursor`; ValueError for anything else."""
+    priority, sep, rest = raw.partition("_")
+    expiry, sep2, row_id = rest.rpartition("_")
+    if not (sep and sep2):
+        raise ValueError("cursor")
+    if expiry != "infinity":
+        when = datetime.fromisoformat(expiry)
+        if when.tzinfo is None:
+            raise ValueError("a cursor's time carries its offset")
+        try:
+            expiry = _utc(when)
+        except OverflowError as exc:  # year 1 or 9999 moved past the calendar by its offset
+            raise ValueError("time out of range") from exc
+    number, rank = int(row_id), int(priority)
+    if not (0 < number < 2**63 and -(2**31) <= rank < 2**31):
+        raise ValueError("out of range")
+    return ListCursor(rank, expiry, number)
+
+
 def _chat_cursor(raw: str | None) -> tuple[int, str] | None:
     """`<offset_ms>:<msg_id>` (the `next` of the previous page) -> (offset, id)."""
     if not raw:
@@ -318,7 +386,11 @@ def _chat_cursor(raw: str | None) -> tuple[int, str] | None:
     return int(offset), msg_id
 
 
-_STATES = frozenset(s.value for s in VodState)
+# `<priority>_<expiry in UTC, or infinity>_<row id>`, as `encode_list_cursor` writes it.
+LIST_CURSOR = (
+    "^-?[0-9]{1,10}_(infinity|[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    "([.][0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2}))_[0-9]{1,19}$"
+)
 # Columns whose names differ in the API: `date` is Helix's created_at; processing_error an error.
 _RENAMED = {"twitch_vod_id": "id", "date": "created_at", "created_at": "discovered_at",
             "processing_error": "error"}  # fmt: skip
@@ -351,9 +423,12 @@ def api_endpoints(api: Api) -> list[Endpoint]:
                   description="Only this channel's VODs (a Twitch login)."),
             Param("state", enum=tuple(s.value for s in VodState), description="Only this state."),
             Param("limit", "integer", minimum=1, maximum=500, default=50, description=limit),
-            Param("offset", "integer", minimum=0, maximum=2**63 - 1, default=0,
-                  description="How many items to skip."),
-        ), responses={200: "`{items, limit, offset, next_offset}`", **db_down}),
+            Param("offset", "integer", minimum=0, maximum=MAX_OFFSET, default=0,
+                  description="How many items to skip (after `after` when given); deeper pages "
+                              "go by `after`."),
+            Param("after", pattern=LIST_CURSOR, max_length=60,
+                  description="The `next` cursor of the previous page."),
+        ), responses={200: "`{items, limit, offset, next_offset, next}`", **db_down}),
         Endpoint("/vods/{vod_id}", ("GET",), api.vod, "One VOD with its parts", params=(VOD_ID,),
                  responses={200: "the VOD", 404: "no such VOD", **db_down}),
         Endpoint("/vods/{vod_id}/chat", ("GET",), api.vod_chat, "A VOD's chat in offset order",

@@ -5,7 +5,8 @@
 SELECT 1;
 
 -- name: vod_counts_by_state
-SELECT state, count(*) AS n FROM vods GROUP BY state;
+-- Kept by triggers on vods (migration 0012): a few dozen rows, never a scan of the VODs.
+SELECT vod_state AS state, total AS n FROM vod_state_counts();
 
 -- name: kv_get_many
 SELECT key, value FROM kv WHERE key = ANY(%(keys)s);
@@ -200,13 +201,20 @@ SELECT twitch_vod_id FROM vods
 WHERE channel = %(channel)s AND state = 'gone' AND (expires_at IS NULL OR expires_at > %(now)s);
 
 -- name: vods_list
--- The queue order: manual priority first, then the nearest expiry.
+-- The queue order (manual priority first, then the nearest expiry) as one ascending key,
+-- (-priority, expiry or infinity, id), so the page after a cursor is one range of an index
+-- (migration 0012 has one per filter combination). Run unprepared (store.py): each combination
+-- of filters and cursor is planned with its real values, never as a generic plan.
 SELECT twitch_vod_id, channel, stream_id, title, state, download_state, priority, date,
-       published_at, duration_s, expires_at, youtube_url, processing_error, url, gone_at
+       published_at, duration_s, expires_at, youtube_url, processing_error, url, gone_at,
+       id AS row_id
 FROM vods
 WHERE (%(channel)s::text IS NULL OR channel = %(channel)s)
   AND (%(state)s::text IS NULL OR state = %(state)s)
-ORDER BY priority DESC, expires_at ASC NULLS LAST, id
+  AND (%(after_id)s::bigint IS NULL
+       OR (-(priority::bigint), coalesce(expires_at, 'infinity'::timestamptz), id)
+          > (-(%(after_priority)s::bigint), %(after_expiry)s::timestamptz, %(after_id)s::bigint))
+ORDER BY -(priority::bigint), coalesce(expires_at, 'infinity'::timestamptz), id
 LIMIT %(limit)s OFFSET %(offset)s;
 
 -- name: vod_get
@@ -220,13 +228,16 @@ SELECT twitch_vod_id, channel, stream_id, title, description, state, download_st
 FROM vods WHERE twitch_vod_id = %(id)s;
 
 -- name: vods_expiring_soon
+-- Through vods_console_at_risk_idx (a partial index on exactly these states): costs the VODs at
+-- risk, not the archive.
 SELECT count(*) FROM vods
 WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
                 'waiting_for_auth', 'uploading', 'failed_retryable')
   AND expires_at < now() + make_interval(hours => %(hours)s);
 
 -- name: vods_next_expiry
--- When Twitch is expected to delete the first VOD not archived yet (NULL: none).
+-- When Twitch is expected to delete the first VOD not archived yet (NULL: none): the first entry
+-- of vods_console_at_risk_idx.
 SELECT min(expires_at) FROM vods
 WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
                 'waiting_for_auth', 'uploading', 'failed_retryable');

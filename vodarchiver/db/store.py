@@ -34,6 +34,27 @@ from vodarchiver.models import (
 DEFAULT_TIMEOUT_S = 5.0
 
 
+@dataclasses.dataclass(frozen=True)
+class ListCursor:
+    """Where a page of `GET /vods` starts: after the row with this priority, expiry and id.
+
+    `expiry` is an ISO 8601 time with its offset, or 'infinity' for a VOD without one.
+    """
+
+    priority: int
+    expiry: str
+    row_id: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ScrapeFigures:
+    """The database's figures for one `/metrics` scrape."""
+
+    counts: dict[VodState, int]
+    expiring_soon: int
+    next_expiry: datetime | None
+
+
 @asynccontextmanager
 async def pooled(
     pool: psycopg_pool.AsyncConnectionPool[Any], timeout_s: float
@@ -188,13 +209,29 @@ class Store:
     # --- reading VODs -----------------------------------------------------------------------
 
     async def vods_list(
-        self, *, channel: str | None, state: str | None, limit: int, offset: int
+        self,
+        *,
+        channel: str | None,
+        state: str | None,
+        limit: int,
+        offset: int,
+        after: ListCursor | None = None,
     ) -> list[dict[str, Any]]:
-        """A page of VODs in queue order, optionally of one channel and one state."""
-        params = {"channel": channel, "state": state, "limit": limit, "offset": offset}
+        """A page of VODs in queue order, optionally of one channel and one state, after a cursor.
+
+        Unprepared: psycopg prepares a statement after a few runs, and PostgreSQL's generic plan
+        of the optional filters can scan every VOD (FIELD-NOTES); planned with its real values,
+        each combination reads the index made for it. Each row carries `row_id` for the cursor.
+        """
+        params = {
+            "channel": channel, "state": state, "limit": limit, "offset": offset,
+            "after_priority": after.priority if after else None,
+            "after_expiry": after.expiry if after else None,
+            "after_id": after.row_id if after else None,
+        }  # fmt: skip
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(q("vods_list"), params)
+            await cur.execute(q("vods_list"), params, prepare=False)
             return await cur.fetchall()
 
     async def vod_get(self, twitch_vod_id: str) -> dict[str, Any] | None:
@@ -204,21 +241,22 @@ class Store:
             await cur.execute(q("vod_get"), {"id": twitch_vod_id})
             return await cur.fetchone()
 
-    async def vods_expiring_soon(self, hours: int = 48, timeout_s: float = 2.0) -> int:
-        """VODs not archived yet that Twitch is expected to delete within `hours`."""
+    async def scrape_figures(self, hours: int = 48, timeout_s: float = 2.0) -> ScrapeFigures:
+        """What `/metrics` reads from PostgreSQL, over one connection: the counts by state (kept
+        by triggers), the VODs not archived yet that expire within `hours`, and the first such
+        expiry (both through the partial index of the states not archived yet)."""
+        counts = dict.fromkeys(VodState, 0)
         async with self._conn(timeout_s) as conn:
             cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(q("vod_counts_by_state"))
+            for state, n in await cur.fetchall():
+                counts[VodState(state)] = int(n)
             await cur.execute(q("vods_expiring_soon"), {"hours": hours})
-            row = await cur.fetchone()
-            return int(row[0]) if row else 0
-
-    async def vods_next_expiry(self, timeout_s: float = 2.0) -> datetime | None:
-        """When Twitch is expected to delete the first VOD not archived yet; None: none."""
-        async with self._conn(timeout_s) as conn:
-            cur = conn.cursor(row_factory=tuple_row)
+            expiring = await cur.fetchone()
             await cur.execute(q("vods_next_expiry"))
-            row = await cur.fetchone()
-            return row[0] if row else None
+            first = await cur.fetchone()
+        soon = int(expiring[0]) if expiring else 0
+        return ScrapeFigures(counts, soon, first[0] if first else None)
 
     # --- downloads --------------------------------------------------------------------------
 
