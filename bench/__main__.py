@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bench import chat, console, discovery, download, replay, scale, startup, upload
+from bench import chat, console, discovery, download, replay, scale, startup, upload, wakeups
 from bench.common import external_server
 from vodarchiver import logs
 
@@ -21,6 +21,8 @@ async def run_all() -> None:
         await replay.main(admin_url)
         await console.main(admin_url)
         await scale.main(admin_url)
+        print("Idle claims and wake-ups:")
+        await wakeups.main(admin_url)
 
 
 asyncio.run(run_all())

@@ -30,6 +30,7 @@ from vodarchiver.db.notify_store import NotifyStore
 from vodarchiver.db.retention_store import RetentionStore
 from vodarchiver.db.store import Store
 from vodarchiver.db.uploads import UploadStore
+from vodarchiver.db.wakeups import ClaimWakeups
 from vodarchiver.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -154,6 +155,7 @@ def build_downloads(
         min_free_bytes=min_free,
         size_estimate_mbps=settings.download_size_estimate_mbps,
         release_after_s=settings.disk_full_release_after_s,
+        poll_s=settings.claim_poll_interval_s,
     )
     return DownloadStage(store, downloader, metrics, data_dir=settings.data_dir, policy=policy,
                          owner=owner)  # fmt: skip
@@ -226,6 +228,7 @@ def build_uploads(
         max_part_duration_s=settings.youtube_max_part_duration_s,
         max_part_bytes=settings.youtube_max_part_size,
         split_chapter_distance_s=settings.youtube_split_chapter_distance_s,
+        poll_s=settings.claim_poll_interval_s,
         title_template=settings.youtube_title_template,
         description_template=settings.youtube_description_template,
         tags=settings.youtube_tags, playlists=settings.youtube_playlists,
@@ -430,6 +433,19 @@ def build_notifications(
     return sender, checker
 
 
+def build_wakeups(
+    db: Database, downloads: DownloadStage | None, uploads: UploadStage | None
+) -> ClaimWakeups | None:
+    """The one LISTEN connection that wakes the stages' workers; None when no stage runs."""
+    stages = {s.name: s for s in (downloads, uploads) if s is not None}
+    if not stages:
+        return None
+    wakeups = ClaimWakeups(db.conninfo, {n: s.workers.wake for n, s in stages.items()})
+    for stage in stages.values():
+        stage.workers.heard = wakeups.listening
+    return wakeups
+
+
 def start_parts(
     settings: Settings,
     db: Database,
@@ -483,6 +499,9 @@ def start_parts(
         supervisor.start("downloads", downloads.run_forever, optional=True)
     if uploads is not None:
         supervisor.start("uploads", uploads.run_forever, optional=True)
+    wakeups = build_wakeups(db, downloads, uploads)
+    if wakeups is not None:
+        supervisor.start("wakeups", wakeups.run_forever, optional=True)
     if chat is not None:
         supervisor.start("chat", chat.run_forever, optional=True)
     archive.start(supervisor)

@@ -232,6 +232,14 @@ VARIABLES: tuple[Variable, ...] = (
         "Longest wait between two download attempts.", positive_duration,
     ),
     Variable(
+        "CLAIM_POLL_INTERVAL", "claim_poll_interval_s", "Pipeline", "1m",
+        "How often an idle download or upload worker looks for work when nothing woke it. Workers "
+        "are woken through PostgreSQL LISTEN/NOTIFY when a VOD becomes claimable, and sleep until "
+        "the next retry or lease falls due, so this is only the fallback; while the LISTEN "
+        "connection is down they look every 5 s.",
+        positive_duration,
+    ),
+    Variable(
         "MAX_CONCURRENT_UPLOADS", "max_concurrent_uploads", "Pipeline", "1",
         "VODs uploaded at once by this daemon (0 turns the upload stage off).", int_in(0, 16),
     ),
@@ -622,6 +630,7 @@ class Settings:
     download_max_attempts: int
     download_backoff_base_s: float
     download_backoff_max_s: float
+    claim_poll_interval_s: float
     download_concurrent_fragments: int
     download_rate_limit: str
     download_size_estimate_mbps: float

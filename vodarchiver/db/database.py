@@ -80,6 +80,7 @@ class Database:
     probe: DatabaseProbe
     target: str
     embedded: EmbeddedPostgres | None = None
+    conninfo: str = ""  # the runtime role's, for connections outside the pool (LISTEN)
 
     @classmethod
     async def open(cls, settings: Settings) -> Database:
@@ -128,6 +129,7 @@ class Database:
             probe=DatabaseProbe(conninfo),
             target=target,
             embedded=embedded,
+            conninfo=conninfo,
         )
 
     async def aclose(self, timeout_s: float = 10.0) -> None:

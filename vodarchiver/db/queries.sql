@@ -242,29 +242,6 @@ SELECT min(expires_at) FROM vods
 WHERE state IN ('live', 'queued', 'waiting_for_disk', 'downloading', 'downloaded',
                 'waiting_for_auth', 'uploading', 'failed_retryable');
 
--- name: download_claim
--- transition: download_claimed
--- The next VOD to download, in queue order: queued, due for a retry, waiting for disk (not
--- rechecked more than once a minute, so it cannot hold up the queue), or abandoned by a worker
--- whose lease ran out.
-UPDATE vods SET
-    state = 'downloading', download_state = 'downloading',
-    claimed_by = %(owner)s, claim_until = now() + make_interval(secs => %(lease_s)s),
-    download_started_at = now(), download_progress = NULL, next_attempt_at = NULL,
-    updated_at = now()
-WHERE id = (
-    SELECT id FROM vods
-    WHERE state = 'queued'
-       OR (state = 'failed_retryable' AND next_attempt_at <= now()
-           AND download_state <> 'downloaded')
-       OR (state = 'waiting_for_disk' AND updated_at <= now() - interval '1 minute')
-       OR (state = 'downloading' AND claim_until < now())
-    ORDER BY priority DESC, expires_at ASC NULLS LAST, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED)
-RETURNING id, twitch_vod_id, channel, url, duration_s, download_attempts, corr, title,
-          discard_files;
-
 -- name: download_progress
 -- Renew the lease and store progress; no row means the VOD was canceled or taken over.
 UPDATE vods SET claim_until = now() + make_interval(secs => %(lease_s)s),
@@ -376,28 +353,6 @@ RETURNING generation;
 -- name: token_revoke
 UPDATE oauth_tokens SET revoked_at = now(), revoked_reason = %(reason)s, updated_at = now()
 WHERE provider = %(provider)s AND channel = %(channel)s AND generation = %(generation)s;
-
--- name: upload_claim
--- transition: upload_claimed
--- The next downloaded VOD to publish, in queue order: never uploaded yet, due for a retry, or
--- abandoned by a worker whose lease ran out.
-UPDATE vods SET
-    state = 'uploading', claimed_by = %(owner)s,
-    claim_until = now() + make_interval(secs => %(lease_s)s),
-    upload_started_at = COALESCE(upload_started_at, now()), next_attempt_at = NULL,
-    updated_at = now()
-WHERE id = (
-    SELECT id FROM vods
-    WHERE (state = 'downloaded'
-       OR (state = 'failed_retryable' AND download_state = 'downloaded'
-           AND next_attempt_at <= now())
-       OR (state = 'uploading' AND claim_until < now()))
-      AND file_path IS NOT NULL
-    ORDER BY priority DESC, expires_at ASC NULLS LAST, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED)
-RETURNING id, twitch_vod_id, channel, title, date, url, duration_s, muted_segments, file_path,
-          upload_attempts, corr, created_at, generation, delete_old_videos;
 
 -- name: upload_heartbeat
 UPDATE vods SET claim_until = now() + make_interval(secs => %(lease_s)s)

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, LiteralString
 
 import psycopg
 import psycopg_pool
@@ -270,6 +270,17 @@ class Store:
             return None
         return DownloadClaim(int(row[0]), str(row[1]), str(row[2]), row[3], row[4], int(row[5]),
                              str(row[6]), str(row[7]), bool(row[8]))  # fmt: skip
+
+    async def download_next_due(self) -> float | None:
+        """Seconds until a retry, a disk recheck or a lease of a download falls due; None: none."""
+        return await self._seconds(q("download_next_due"))
+
+    async def _seconds(self, query: LiteralString) -> float | None:
+        async with self._conn(DEFAULT_TIMEOUT_S) as conn:
+            cur = conn.cursor(row_factory=tuple_row)
+            await cur.execute(query)
+            row = await cur.fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     async def download_progress(
         self, row_id: int, *, owner: str, lease_s: float, progress: dict[str, Any]

@@ -140,6 +140,10 @@ class UploadStore(Store):
             row = await cur.fetchone()
         return None if row is None else UploadClaim.from_row(row)
 
+    async def upload_next_due(self) -> float | None:
+        """Seconds until an upload retry or an upload's lease falls due; None: none."""
+        return await self._seconds(q("upload_next_due"))
+
     async def _returning(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         async with self._conn(DEFAULT_TIMEOUT_S) as conn:
             cur = conn.cursor(row_factory=tuple_row)

@@ -41,14 +41,13 @@ from vodarchiver.media.downloader import Downloaded, Downloader, Job
 from vodarchiver.media.ytdlp import Failure, Outcome, Progress, disk_full_error
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import DownloadClaim, DownloadResult, DownloadState, VodState
-from vodarchiver.pipeline.leased import LeasedWorkers, Owner
+from vodarchiver.pipeline.leased import LeasedWorkers, Owner, idle_wait
 from vodarchiver.pipeline.rules import disk_wait_over, estimated_bytes, room_to_download
 from vodarchiver.pipeline.vod_process import log_vod_process
 
 LEASE_S = 60.0
 PROGRESS_EVERY_S = 1.0  # at most one progress write a second per download
 LOG_PROGRESS_EVERY_S = 15.0
-IDLE_POLL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,7 @@ class DownloadPolicy:
     min_free_bytes: int
     size_estimate_mbps: float
     release_after_s: float = 1800.0  # DISK_FULL_RELEASE_AFTER
+    poll_s: float = 60.0  # CLAIM_POLL_INTERVAL
 
 
 @dataclass
@@ -142,9 +142,11 @@ class DownloadStage:
         return await self._store.download_release_previous(prefix=prefix, owner=owner)
 
     async def next(self, token: str, lease_s: float) -> DownloadClaim | float:
-        """The next VOD to download, or the idle poll interval."""
+        """The next VOD to download, or how long to wait for one."""
         claim = await self._store.download_claim(owner=token, lease_s=lease_s)
-        return IDLE_POLL_S if claim is None else claim
+        if claim is None:
+            return idle_wait(self._policy.poll_s, await self._store.download_next_due())
+        return claim
 
     async def heartbeat(self, claim: DownloadClaim, token: str, lease_s: float) -> bool:
         """Renew the lease for the whole attempt (remux and checks write no progress)."""

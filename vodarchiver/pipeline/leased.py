@@ -15,7 +15,13 @@ else is here, once:
   found the claim gone) cancels its attempt task; the stage's `stopped` then decides what the
   files become. A shutdown instead calls `interrupted`, which gives the VOD back;
 - **the monitor's times**: the last claim, success and failure of each stage, in `kv`, so
-  `/admin/monitor` shows them for every replica.
+  `/admin/monitor` shows them for every replica;
+- **waiting**: a worker that found nothing sleeps until a wake-up (`wake`: the daemon's LISTEN
+  connection heard that a VOD became claimable, db/wakeups.py, or an in-process hand-off), the
+  stage's next due time (a retry, a lease) or its fallback poll, whichever comes first; while
+  no wake-ups can arrive (`heard` is false: the LISTEN connection is down) it polls every
+  UNHEARD_POLL_S instead. Each worker has its own wake-up flag, cleared before it claims, so a
+  wake-up that arrives during a claim is never lost.
 """
 
 from __future__ import annotations
@@ -102,6 +108,22 @@ class KvWriter(Protocol):
     async def kv_set(self, key: str, value: str, timeout_s: float = ...) -> None: ...
 
 
+UNHEARD_POLL_S = 5.0  # the poll while no wake-ups can arrive
+MIN_WAIT_S = 1.0  # work due but locked by a claim in flight: ask again soon, never spin
+
+
+def idle_wait(poll_s: float, due_s: float | None) -> float:
+    """How long a worker that found nothing sleeps: until the next due work, at most `poll_s`."""
+    if due_s is None:
+        return poll_s
+    return min(poll_s, max(MIN_WAIT_S, due_s))
+
+
+def worker_wait(stage_wait: float, heard: bool) -> float:
+    """The stage's wait, or at most UNHEARD_POLL_S while no wake-up can arrive."""
+    return stage_wait if heard else min(stage_wait, UNHEARD_POLL_S)
+
+
 def monitor_keys(stage: str) -> tuple[str, str, str]:
     """The `kv` keys of a stage's last claim, success and failure times."""
     return (f"{stage}_last_claim_at", f"{stage}_last_success_at", f"{stage}_last_failure_at")
@@ -128,7 +150,9 @@ class LeasedWorkers(Generic[C]):
         self._clock = clock
         self._running: dict[str, asyncio.Task[None]] = {}
         self._stopped: set[str] = set()  # attempts stopped on purpose (cancel, lost lease)
-        self._wake = asyncio.Event()
+        self._wakes: set[asyncio.Event] = set()  # one per worker
+        # Whether wake-ups arrive (the daemon's LISTEN connection is up); set by the app.
+        self.heard: Callable[[], bool] = lambda: False
         self._log = get_logger(f"vod_{stage.name}")
 
     async def run_forever(self) -> None:
@@ -145,7 +169,8 @@ class LeasedWorkers(Generic[C]):
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (new work, an operator's action)."""
-        self._wake.set()
+        for wake in self._wakes:
+            wake.set()
 
     def running(self, vod_id: str) -> bool:
         """Whether an attempt on this VOD runs in this process."""
@@ -161,13 +186,18 @@ class LeasedWorkers(Generic[C]):
         return True
 
     async def _worker(self) -> None:
-        while True:
-            got = await self.run_once()
-            if isinstance(got, float):
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(got):
-                        await self._wake.wait()
+        wake = asyncio.Event()
+        self._wakes.add(wake)
+        try:
+            while True:
+                wake.clear()  # before the claim: a wake-up during it is kept for the wait
+                got = await self.run_once()
+                if isinstance(got, float):
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(worker_wait(got, self.heard())):
+                            await wake.wait()
+        finally:
+            self._wakes.discard(wake)
 
     async def run_once(self) -> C | float:
         """Claim and work on one VOD; the claim, or the seconds to wait when there was none."""

@@ -43,7 +43,7 @@ from vodarchiver.media import splitter
 from vodarchiver.metrics import Metrics
 from vodarchiver.models import UploadClaim, UploadPart, VodState
 from vodarchiver.pipeline import breaker
-from vodarchiver.pipeline.leased import LeasedWorkers, Owner
+from vodarchiver.pipeline.leased import LeasedWorkers, Owner, idle_wait
 from vodarchiver.pipeline.publish import Publisher, VideoRejected, fingerprint
 from vodarchiver.pipeline.quota import QuotaPlan, next_reset
 from vodarchiver.pipeline.upload_shared import Pause, SharedState
@@ -76,6 +76,7 @@ class UploadPolicy:
     ffmpeg: str = "ffmpeg"
     ffprobe: str = "ffprobe"
     split_chapter_distance_s: float = 1800.0  # YOUTUBE_SPLIT_CHAPTER_DISTANCE
+    poll_s: float = 60.0  # CLAIM_POLL_INTERVAL
     # Retention's hand-off (pipeline/retention.py): it decides when the local files go.
     after_upload: Callable[[int], Awaitable[None]] | None = None
 
@@ -148,7 +149,7 @@ class UploadStage:
         if claim is None:
             if probe:  # nothing to probe with: let the next upload be the probe
                 await self._shared.circuit(lambda c: breaker.on_neutral(c, self._clock()))
-            return IDLE_POLL_S
+            return idle_wait(self._policy.poll_s, await self._store.upload_next_due())
         return claim
 
     async def heartbeat(self, claim: UploadClaim, token: str, lease_s: float) -> bool:
